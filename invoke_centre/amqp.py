@@ -1,0 +1,253 @@
+"""The gateway's one AMQP connection: multiplexed RPC calls and the live view of instances.
+
+Each gateway process owns one pika connection, driven by one I/O thread.
+Request threads never touch it: they hand a publish to the I/O thread
+(``add_callback_threadsafe``) and wait on their own slot, found again by the
+reply's correlation id. The calls speak nameko's RPC wire protocol, so a nameko
+service needs nothing special. The same connection listens to ``ics.registry``
+so that the process knows, within milliseconds, which service has a live
+instance — a call to a service with none fails fast instead of waiting in a
+durable queue.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from logging import getLogger
+from typing import Any, Callable
+
+import pika
+import pika.exceptions
+
+from invoke_centre import wire
+
+_log = getLogger(__name__)
+
+
+class BusError(Exception):
+    """The call could not be made or answered."""
+
+
+class Unavailable(BusError):
+    """No consumer, no connection: nothing will answer (503)."""
+
+
+class DeadlinePassed(BusError):
+    """No answer before the deadline (504)."""
+
+
+class _Slot:
+    __slots__ = ("event", "reply", "error")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reply: dict | None = None
+        self.error: BusError | None = None
+
+    def fail(self, error: BusError) -> None:
+        self.error = error
+        self.event.set()
+
+
+class LiveView:
+    """Which instances of which services are alive, from announcements and heartbeats."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._expiry: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def seen(self, service: str, instance: str, heartbeat_s: float) -> None:
+        with self._lock:
+            self._expiry.setdefault(service, {})[instance] = (
+                self._clock() + heartbeat_s * wire.MISSED_HEARTBEATS)
+
+    def gone(self, service: str, instance: str) -> None:
+        with self._lock:
+            self._expiry.get(service, {}).pop(instance, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._expiry.clear()
+
+    def instances(self, service: str) -> list[str]:
+        now = self._clock()
+        return [i for i, exp in self._expiry.get(service, {}).copy().items() if exp > now]
+
+    def is_live(self, service: str) -> bool:
+        now = self._clock()
+        return any(exp > now for exp in self._expiry.get(service, {}).copy().values())
+
+    def snapshot(self) -> dict[str, list[str]]:
+        return {s: self.instances(s) for s in list(self._expiry)}
+
+
+class Bus:
+    """One connection per process; ``call`` is safe from any number of threads."""
+
+    def __init__(self, amqp_uri: str, live: LiveView | None = None,
+                 on_registry: Callable[[str, dict], None] | None = None) -> None:
+        self.amqp_uri = amqp_uri
+        self.live = live or LiveView()
+        self.on_registry = on_registry
+        self._pending: dict[str, _Slot] = {}
+        self._reply_key = f"ics-gateway-{uuid.uuid4().hex}"
+        self._conn: pika.BlockingConnection | None = None
+        self._ch = None
+        self._ready = threading.Event()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+
+    # --- life cycle -------------------------------------------------------
+    def start(self, wait_s: float = 5.0) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ics-bus", daemon=True)
+            self._thread.start()
+        self._ready.wait(wait_s)
+
+    def close(self) -> None:
+        self._closing = True
+        conn = self._conn
+        if conn is not None and conn.is_open:
+            try:
+                conn.add_callback_threadsafe(conn.close)
+            except Exception:
+                pass
+        if self._thread is not None:
+            self._thread.join(5)
+
+    @property
+    def connected(self) -> bool:
+        return self._ready.is_set()
+
+    def _run(self) -> None:
+        while not self._closing:
+            try:
+                self._connect()
+                while not self._closing and self._conn.is_open:
+                    self._conn.process_data_events(time_limit=1)
+            except Exception as exc:  # connection lost: fail what waits, then reconnect
+                if self._closing:
+                    break
+                _log.warning("AMQP connection lost (%s); reconnecting", exc)
+            self._ready.clear()
+            self.live.clear()
+            for corr in list(self._pending):
+                slot = self._pending.pop(corr, None)
+                if slot is not None:
+                    slot.fail(Unavailable("message bus connection lost"))
+            if not self._closing:
+                time.sleep(0.5)
+
+    def _connect(self) -> None:
+        params = pika.URLParameters(self.amqp_uri)
+        params.heartbeat = 30
+        params.blocked_connection_timeout = 10
+        conn = pika.BlockingConnection(params)
+        ch = conn.channel()
+        ch.exchange_declare(wire.RPC_EXCHANGE, "topic", durable=True)
+        ch.exchange_declare(wire.REGISTRY_EXCHANGE, "topic", durable=True)
+        reply_q = f"ics.reply.{self._reply_key}"
+        ch.queue_declare(reply_q, exclusive=True, auto_delete=True)
+        ch.queue_bind(reply_q, wire.RPC_EXCHANGE, routing_key=self._reply_key)
+        ch.basic_consume(reply_q, self._on_reply, auto_ack=True)
+        reg_q = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        for kind in (wire.ANNOUNCE, wire.HEARTBEAT, wire.GOODBYE):
+            ch.queue_bind(reg_q, wire.REGISTRY_EXCHANGE, routing_key=f"{kind}.*")
+        ch.basic_consume(reg_q, self._on_registry, auto_ack=True)
+        ch.add_on_return_callback(self._on_return)
+        self._conn, self._ch = conn, ch
+        self.publish_registry(wire.ROLLCALL, {"from": self._reply_key}, threadsafe=False)
+        self._ready.set()
+        _log.info("AMQP connected; reply key %s", self._reply_key)
+
+    # --- callbacks on the I/O thread ------------------------------------
+    def _on_reply(self, _ch, _method, props, body: bytes) -> None:
+        slot = self._pending.pop(props.correlation_id, None)
+        if slot is None:
+            return  # its caller gave up at the deadline
+        try:
+            slot.reply = json.loads(body)
+        except ValueError:
+            slot.error = BusError("unreadable answer from the service")
+        slot.event.set()
+
+    def _on_return(self, _ch, _method, props, _body: bytes) -> None:
+        slot = self._pending.pop(props.correlation_id, None)
+        if slot is not None:
+            slot.fail(Unavailable("no queue for this service"))
+
+    def _on_registry(self, _ch, method, _props, body: bytes) -> None:
+        kind = method.routing_key.split(".", 1)[0]
+        try:
+            msg = json.loads(body)
+            service, instance = msg["service"], msg["instance"]
+        except (ValueError, KeyError, TypeError):
+            _log.warning("ignored a malformed %s on %s", kind, wire.REGISTRY_EXCHANGE)
+            return
+        if kind == wire.GOODBYE:
+            self.live.gone(service, instance)
+        else:
+            try:
+                hb = float(msg.get("heartbeat_s") or wire.DEFAULT_HEARTBEAT_S)
+            except (TypeError, ValueError):
+                hb = wire.DEFAULT_HEARTBEAT_S
+            self.live.seen(service, instance, hb)
+        if self.on_registry is not None:
+            self.on_registry(kind, msg)
+
+    # --- used by request threads ------------------------------------------
+    def publish_registry(self, kind: str, body: dict, *, threadsafe: bool = True) -> None:
+        def publish() -> None:
+            self._ch.basic_publish(
+                wire.REGISTRY_EXCHANGE, kind, json.dumps(body).encode(),
+                pika.BasicProperties(content_type="application/json", content_encoding="utf-8"))
+
+        if threadsafe:
+            self._conn.add_callback_threadsafe(publish)
+        else:
+            publish()
+
+    def call(self, service: str, method: str, params: Any, *, headers: dict[str, Any],
+             timeout_s: float) -> Any:
+        """Call ``service.method(params)``; return nameko's answer ``{"result", "error"}``."""
+        conn, ch = self._conn, self._ch
+        if not self._ready.is_set() or conn is None:
+            raise Unavailable("message bus not connected")
+        corr = uuid.uuid4().hex
+        slot = _Slot()
+        self._pending[corr] = slot
+        body = json.dumps({"args": [params], "kwargs": {}}, ensure_ascii=False).encode()
+        props = pika.BasicProperties(
+            content_type="application/json",
+            content_encoding="utf-8",
+            reply_to=self._reply_key,
+            correlation_id=corr,
+            expiration=str(max(1, int(timeout_s * 1000))),
+            headers=headers,
+            delivery_mode=1,
+        )
+        key = f"{service}.{method}"
+
+        def publish() -> None:
+            try:
+                ch.basic_publish(wire.RPC_EXCHANGE, key, body, props, mandatory=True)
+            except Exception as exc:
+                s = self._pending.pop(corr, None)
+                if s is not None:
+                    s.fail(Unavailable(f"publish failed: {exc}"))
+
+        try:
+            conn.add_callback_threadsafe(publish)
+        except Exception as exc:
+            self._pending.pop(corr, None)
+            raise Unavailable("message bus not connected") from exc
+        if not slot.event.wait(timeout_s):
+            self._pending.pop(corr, None)
+            raise DeadlinePassed(f"no answer from {service} within {timeout_s:.3f}s")
+        if slot.error is not None:
+            raise slot.error
+        return slot.reply

@@ -1,0 +1,44 @@
+"""The service kit: what a nameko service uses to join the mesh in a few lines.
+
+    from invoke_centre.kit import Caller, Member, serves, NotFound
+
+    class QuoteService:
+        name = "quotes"
+        member = Member(version="1.0.0")
+        caller = Caller()
+
+        @serves("quote.price", permission="quote:read", input_schema={...})
+        def price(self, params):
+            ...
+"""
+
+from invoke_centre.kit.context import Caller, CallerContext
+from invoke_centre.kit.database import Database, UnitOfWork, make_engine, upgrade
+from invoke_centre.kit.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceError,
+    Unprocessable,
+    ValidationError,
+)
+from invoke_centre.kit.membership import Member, build_manifest, requests_of, serves
+
+__all__ = [
+    "Caller",
+    "CallerContext",
+    "Conflict",
+    "Database",
+    "Forbidden",
+    "Member",
+    "NotFound",
+    "ServiceError",
+    "UnitOfWork",
+    "Unprocessable",
+    "ValidationError",
+    "build_manifest",
+    "make_engine",
+    "requests_of",
+    "serves",
+    "upgrade",
+]
