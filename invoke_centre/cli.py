@@ -18,7 +18,8 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# wide when piped, so that names are never cut in scripts and logs
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 class Api:

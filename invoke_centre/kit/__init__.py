@@ -2,13 +2,13 @@
 
     from invoke_centre.kit import Caller, Member, serves, NotFound
 
-    class QuoteService:
-        name = "quotes"
+    class WeatherService:
+        name = "weather"
         member = Member(version="1.0.0")
         caller = Caller()
 
-        @serves("quote.price", permission="quote:read", input_schema={...})
-        def price(self, params):
+        @serves("weather.forecast", permission="weather:read", input_schema={...})
+        def forecast(self, params):
             ...
 """
 

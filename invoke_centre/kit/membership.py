@@ -1,6 +1,6 @@
 """Joining the mesh: declare named requests, announce them, keep the centre informed.
 
-``@serves("quote.price", permission="quote:read", ...)`` on a method makes it
+``@serves("weather.forecast", permission="weather:read", ...)`` on a method makes it
 a nameko RPC entrypoint and records the named request it serves. ``Member()``
 on the service class builds the manifest from those records and, following
 ``docs/wire-contract.md``, announces it on ``ics.registry`` once the service
@@ -102,7 +102,8 @@ class Member(DependencyProvider):
     """Membership of the mesh: announcement, heartbeats, rollcall answers, goodbye.
 
     Config: ``AMQP_URI``; ``ICS_HEARTBEAT_S`` (default 5) overrides the
-    heartbeat period; ``ICS_SERVICE_VERSION`` overrides ``version``.
+    heartbeat period and ``ICS_SERVICE_VERSION`` overrides ``version`` — each
+    read from the service config, else from the environment.
     """
 
     def __init__(self, version: str = "0", heartbeat_s: float | None = None):
@@ -116,8 +117,10 @@ class Member(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.amqp_uri = config[AMQP_URI_CONFIG_KEY]
-        heartbeat = config.get("ICS_HEARTBEAT_S") or self.heartbeat_s or wire.DEFAULT_HEARTBEAT_S
-        version = str(config.get("ICS_SERVICE_VERSION") or self.version)
+        heartbeat = (config.get("ICS_HEARTBEAT_S") or os.environ.get("ICS_HEARTBEAT_S")
+                     or self.heartbeat_s or wire.DEFAULT_HEARTBEAT_S)
+        version = str(config.get("ICS_SERVICE_VERSION") or os.environ.get("ICS_SERVICE_VERSION")
+                      or self.version)
         name = self.container.service_name
         instance = f"{name}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.manifest = build_manifest(

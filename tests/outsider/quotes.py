@@ -55,6 +55,13 @@ class QuotesService:
         eventlet.sleep(float(params.get("seconds", 1)))
         return {"slept": params.get("seconds", 1)}
 
+    @serves("quote.hold", permission="quote:write", mutating=True, timeout_ms=5000,
+            input_schema={"type": "object", "properties": {"seconds": {"type": "number"}}})
+    def hold(self, params):
+        """A mutating request that takes its time (for idempotency while running)."""
+        eventlet.sleep(float(params.get("seconds", 1)))
+        return {"held": params.get("seconds", 1)}
+
     @serves("quote.find", permission="quote:read")
     def find(self, params):
         raise NotFound(f"no quote {params.get('quote_no')}")

@@ -1,0 +1,260 @@
+"""Fixtures shared by every test layer.
+
+Integration tests run the mesh as it runs in production — the registrar, the
+gateway under gunicorn and each service under ``nameko run``, as separate
+processes — against the real RabbitMQ, each test in a vhost of its own, and
+against SQLite or PostgreSQL (a database of its own, when ``ICS_TEST_PG_DSN``
+is set).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+OUTSIDER = Path(__file__).parent / "outsider"
+RABBIT_HOST = os.environ.get("ICS_TEST_RABBIT_HOST", "127.0.0.1")
+MGMT = os.environ.get("ICS_TEST_MANAGEMENT_URL", f"http://{RABBIT_HOST}:15672")
+MGMT_AUTH = ("guest", "guest")
+OPERATOR_TOKEN = "test-operator-token"
+AGENT_TOKEN = "test-agent-token"
+READER_TOKEN = "test-reader-token"
+
+
+def _rabbit_problem() -> str | None:
+    try:
+        r = requests.get(f"{MGMT}/api/overview", auth=MGMT_AUTH, timeout=3)
+    except requests.RequestException as exc:
+        return f"RabbitMQ management API unreachable at {MGMT}: {exc}"
+    return None if r.status_code == 200 else f"management API answered {r.status_code}"
+
+
+@pytest.fixture(scope="session")
+def rabbit() -> str:
+    problem = _rabbit_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    return MGMT
+
+
+@pytest.fixture
+def vhost(rabbit) -> str:
+    """A RabbitMQ vhost of this test's own; its AMQP URI."""
+    name = f"ics-test-{uuid.uuid4().hex[:10]}"
+    url = f"{MGMT}/api/vhosts/{quote(name, safe='')}"
+    requests.put(url, auth=MGMT_AUTH, timeout=10).raise_for_status()
+    requests.put(f"{MGMT}/api/permissions/{quote(name, safe='')}/guest", auth=MGMT_AUTH,
+                 json={"configure": ".*", "write": ".*", "read": ".*"},
+                 timeout=10).raise_for_status()
+    yield f"amqp://guest:guest@{RABBIT_HOST}:5672/{quote(name, safe='')}"
+    requests.delete(url, auth=MGMT_AUTH, timeout=30)
+
+
+def _pg_dsn() -> str | None:
+    return os.environ.get("ICS_TEST_PG_DSN") or None
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_uri(request, tmp_path) -> str:
+    """The centre's database: an SQLite file, or a PostgreSQL database of this test's own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ics.db'}"
+        return
+    dsn = _pg_dsn()
+    if not dsn:
+        if os.environ.get("CI"):
+            pytest.fail("ICS_TEST_PG_DSN is not set in CI")
+        pytest.skip("ICS_TEST_PG_DSN not set")
+    import psycopg2
+
+    name = f"ics_test_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(dsn)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+    yield f"{base}/{name}"
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    conn.close()
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'ics.db'}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.02,
+             what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Mesh:
+    """The centre and services of one test, as separate processes."""
+
+    def __init__(self, amqp_uri: str, db_uri: str, workdir: Path) -> None:
+        self.amqp_uri, self.db_uri, self.workdir = amqp_uri, db_uri, workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.procs: dict[str, subprocess.Popen] = {}
+        tokens = workdir / "tokens.json"
+        tokens.write_text(json.dumps({
+            AGENT_TOKEN: {"user_id": "agent-7", "roles": ["agent"], "branch": "530102",
+                          "permissions": ["quote:read", "quote:write"]},
+            READER_TOKEN: {"user_id": "reader-1", "roles": ["agent"], "branch": "530300",
+                           "permissions": ["quote:read"]},
+        }))
+        self.env = {
+            **os.environ,
+            "AMQP_URI": amqp_uri,
+            "ICS_DB_URI": db_uri,
+            "ICS_OPERATOR_TOKEN": OPERATOR_TOKEN,
+            "ICS_TOKENS_FILE": str(tokens),
+            "ICS_MANAGEMENT_URI": MGMT.replace("http://", "http://guest:guest@"),
+            "ICS_HEARTBEAT_S": "1",
+            "ICS_MAX_BODY_BYTES": "65536",
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.http = requests.Session()
+
+    def _spawn(self, name: str, args: list[str], cwd: Path = ROOT,
+               env: dict | None = None) -> subprocess.Popen:
+        log = open(self.workdir / f"{name}.log", "ab")
+        proc = subprocess.Popen(args, cwd=cwd, env={**self.env, **(env or {})}, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        return (self.workdir / f"{name}.log").read_text(errors="replace")
+
+    def migrate(self) -> None:
+        subprocess.run([BIN / "ics", "db", "upgrade"], env=self.env, check=True,
+                       capture_output=True)
+
+    def start_centre(self, workers: int = 2) -> None:
+        self.migrate()
+        self._spawn("registrar", [BIN / "python", "-m", "invoke_centre.registrar"])
+        self._spawn("gateway", [BIN / "gunicorn", "-k", "gthread", "-w", str(workers),
+                                "--threads", "8", "-b", f"127.0.0.1:{self.port}",
+                                "--graceful-timeout", "2", "invoke_centre.wsgi:application"])
+        wait_for(self._healthy, 20, 0.05, "the gateway")
+
+    def _healthy(self) -> bool:
+        try:
+            return self.http.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop_centre(self) -> None:
+        for name in ("gateway", "registrar"):
+            self.stop(name)
+
+    def start_outsider(self, name: str = "quotes", **env: str) -> subprocess.Popen:
+        return self._spawn(name, [BIN / "nameko", "run", "--config", "config.yaml", "quotes"],
+                           cwd=OUTSIDER, env={"PYTHONPATH": str(OUTSIDER), **env})
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, wait: float = 15) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+    def close(self) -> None:
+        for name in list(self.procs):
+            self.stop(name, wait=5)
+
+    # --- as a client -----------------------------------------------------------
+    def invoke(self, name: str, params: Any = None, *, token: str | None = OPERATOR_TOKEN,
+               headers: dict | None = None, data: bytes | None = None,
+               timeout: float = 10) -> requests.Response:
+        h = {"Content-Type": "application/json", **(headers or {})}
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        body = data if data is not None else json.dumps(params if params is not None else {})
+        return self.http.post(f"{self.url}/v1/invoke/{name}", data=body, headers=h,
+                              timeout=timeout)
+
+    def get(self, path: str, token: str | None = OPERATOR_TOKEN, **kw) -> requests.Response:
+        h = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.http.get(f"{self.url}{path}", headers=h, timeout=10, **kw)
+
+    def admin(self, method: str, path: str, body: Any = None,
+              token: str = OPERATOR_TOKEN) -> requests.Response:
+        return self.http.request(method, f"{self.url}{path}", json=body, timeout=10,
+                                 headers={"Authorization": f"Bearer {token}"})
+
+    def wait_callable(self, name: str = "quote.price", params: Any = None,
+                      timeout: float = 30) -> requests.Response:
+        params = params if params is not None else {"sum_insured": 1000}
+        return wait_for(lambda: (r := self.invoke(name, params)).status_code == 200 and r,
+                        timeout, 0.02, f"{name} to answer")
+
+
+@pytest.fixture
+def mesh_factory(vhost, tmp_path):
+    meshes: list[Mesh] = []
+
+    def make(db_uri: str | None = None) -> Mesh:
+        mesh = Mesh(vhost, db_uri or f"sqlite:///{tmp_path / 'ics.db'}", tmp_path)
+        meshes.append(mesh)
+        return mesh
+
+    yield make
+    for mesh in meshes:
+        mesh.close()
+
+
+@pytest.fixture
+def mesh(mesh_factory, db_uri) -> Mesh:
+    """A running centre on SQLite and on PostgreSQL, with no services yet."""
+    m = mesh_factory(db_uri)
+    m.start_centre()
+    return m
+
+
+@pytest.fixture
+def quotes_mesh(mesh_factory, sqlite_uri) -> Mesh:
+    """A running centre (SQLite) with one instance of the outsider service, callable."""
+    m = mesh_factory(sqlite_uri)
+    m.start_centre()
+    m.start_outsider()
+    m.wait_callable()
+    return m
