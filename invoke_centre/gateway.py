@@ -106,9 +106,12 @@ def field_errors(validator: jsonschema.protocols.Validator, params: Any) -> dict
     for err in validator.iter_errors(params):
         path = [str(p) for p in err.absolute_path]
         if err.validator == "required" and isinstance(err.instance, dict):
+            # jsonschema reports each missing property once, but names all in validator_value
             for missing in err.validator_value:
-                if missing not in err.instance:
-                    fields.setdefault(".".join(path + [missing]), []).append("is required")
+                msgs = fields.setdefault(".".join(path + [missing]), []) \
+                    if missing not in err.instance else None
+                if msgs is not None and "is required" not in msgs:
+                    msgs.append("is required")
             continue
         if err.validator == "additionalProperties" and isinstance(err.instance, dict):
             allowed = set(err.schema.get("properties", {}))
