@@ -181,6 +181,7 @@ ensure_venv() {
     fi
     if [[ $flavour == test ]]; then target="${ROOT}[test]"; fi
     say "installing the project into .venv ($flavour)"
+    rm -f "$VENV"/.ics-stamp-*
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
         -e "$target" ${args[@]+"${args[@]}"}
     echo "$want" >"$VENV/.ics-stamp-$flavour"
