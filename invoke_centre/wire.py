@@ -33,12 +33,21 @@ CONTEXT_KEYS = (
     "branch",
     "terminal_id",
     "permissions",
+    "grants",
     "deadline",
     "idempotency_key",
     "named_request",
 )
 
 SENSITIVITIES = ("normal", "signed", "sealed")
+
+# --- audit events (see docs/wire-contract.md, "Audit events") -----------------------------
+AUDIT_EXCHANGE = "ics.audit"
+# kinds recorded whatever the audit policy says
+ALWAYS_AUDITED = ("login", "login_failed", "logout", "lockout", "abnormal", "over_privilege",
+                  "admin_change", "refresh_reuse", "audit_policy_change")
+AUDIT_TYPES = ALWAYS_AUDITED + ("sensitive_read", "data_change", "data_read", "token_refresh")
+AUDIT_OUTCOMES = ("success", "failure", "refused")
 
 _NAME = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$"
 _SERVICE = r"^[a-z][a-z0-9_]*$"

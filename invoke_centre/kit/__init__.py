@@ -12,7 +12,9 @@
             ...
 """
 
-from invoke_centre.kit.context import Caller, CallerContext
+from invoke_centre.kit.audit import AuditTrail, audit_event
+from invoke_centre.kit.context import Caller, CallerContext, Grant
+from invoke_centre.kit.privacy import mask_id_number, mask_mobile, mask_params
 from invoke_centre.kit.database import Database, UnitOfWork, make_engine, upgrade
 from invoke_centre.kit.errors import (
     Conflict,
@@ -25,6 +27,12 @@ from invoke_centre.kit.errors import (
 from invoke_centre.kit.membership import Member, build_manifest, requests_of, serves
 
 __all__ = [
+    "AuditTrail",
+    "Grant",
+    "audit_event",
+    "mask_id_number",
+    "mask_mobile",
+    "mask_params",
     "Caller",
     "CallerContext",
     "Conflict",

@@ -119,3 +119,31 @@ def test_database_dependency_runs_migrations(tmp_path):
     dep.setup()
     assert isinstance(dep.get_dependency(None), UnitOfWork)
     dep.stop()
+
+
+def test_grants_scope_objects_by_branch_subtree_and_owner():
+    c = CallerContext.from_data({"user_id": "agent-7", "permissions": "customer:read,customer:pii",
+                                 "grants": "customer:read@5301,customer:pii@self,"
+                                           "policy:write@530102/life"})
+    assert c.may_at("customer:read", branch="530102")
+    assert not c.may_at("customer:read", branch="5303")
+    assert c.may_at("customer:pii", branch="5303", owner="agent-7")
+    assert not c.may_at("customer:pii", branch="530102", owner="agent-8")
+    assert c.may_at("policy:write", branch="53010201", line="life")
+    assert not c.may_at("policy:write", branch="53010201", line="property")
+    assert c.branch_prefixes("customer:read") == ("5301",)
+    assert c.only_own("customer:pii") and not c.only_own("customer:read")
+    everywhere = CallerContext.from_data({"permissions": "*", "grants": "*@*"})
+    assert everywhere.may_at("x:y", branch="99") and everywhere.branch_prefixes("x:y") is None
+
+
+def test_audit_events_mask_personal_data():
+    from invoke_centre.kit import audit_event
+
+    e = audit_event("sensitive_read", source="customer", object_="customer:1",
+                    params={"id_number": "530102199001011234", "mobile": "13812345678",
+                            "password": "hunter22", "nested": [{"phone": "13900001111"}]})
+    assert e["params"] == {"id_number": "530102********1234", "mobile": "138****5678",
+                           "password": "***", "nested": [{"phone": "139****1111"}]}
+    with pytest.raises(ValueError):
+        audit_event("gossip", source="x")
