@@ -5,8 +5,10 @@ from one of two configured sources: the operator token (``ICS_OPERATOR_TOKEN``,
 all permissions, may use the admin API) and an optional JSON file of
 development tokens (``ICS_TOKENS_FILE``)::
 
-    {"<token>": {"user_id": "u1", "roles": ["agent"], "branch": "530100",
-                 "permissions": ["customer:read"]}}
+    {"<token>": {"user_id": "u1", "roles": ["agent"], "branch": "530102",
+                 "permissions": ["customer:read"], "grants": ["customer:read@530102"]}}
+
+(``grants`` default to each permission everywhere.)
 
 Tokens are compared in constant time; nothing is open without one.
 """
@@ -28,6 +30,8 @@ class Principal:
     branch: str | None = None
     terminal_id: str | None = None
     permissions: frozenset[str] = field(default_factory=frozenset)
+    # "permission@scope[/line]" strings, see invoke_centre.kit.context.Grant
+    grants: tuple[str, ...] = ()
 
     def may(self, permission: str) -> bool:
         return "*" in self.permissions or permission in self.permissions
@@ -42,13 +46,16 @@ class Authenticator:
         self._tokens: list[tuple[bytes, Principal]] = []
         if operator_token:
             self._tokens.append((operator_token.encode(), Principal(
-                user_id="operator", roles=("operator",), permissions=frozenset({"*"}))))
+                user_id="operator", roles=("operator",), permissions=frozenset({"*"}),
+                grants=("*@*",))))
         if tokens_file:
             for token, p in json.loads(Path(tokens_file).read_text()).items():
                 self._tokens.append((token.encode(), Principal(
                     user_id=str(p["user_id"]), roles=tuple(p.get("roles", ())),
                     branch=p.get("branch"), terminal_id=p.get("terminal_id"),
-                    permissions=frozenset(p.get("permissions", ())))))
+                    permissions=frozenset(p.get("permissions", ())),
+                    grants=tuple(p.get("grants") or (f"{perm}@*" for perm in
+                                                      p.get("permissions", ()))))))
 
     def authenticate(self, authorization: str | None) -> Principal | None:
         if not authorization or not authorization.startswith("Bearer "):

@@ -358,6 +358,7 @@ class Gateway:
             "nameko.branch": principal.branch or "",
             "nameko.terminal_id": principal.terminal_id or "",
             "nameko.permissions": ",".join(sorted(principal.permissions)),
+            "nameko.grants": ",".join(principal.grants),
             "nameko.deadline": deadline_ms,
             "nameko.named_request": route.alias_of or route.name,
         }

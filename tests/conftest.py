@@ -123,7 +123,8 @@ def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.02,
 class Mesh:
     """The centre and services of one test, as separate processes."""
 
-    def __init__(self, amqp_uri: str, db_uri: str, workdir: Path) -> None:
+    def __init__(self, amqp_uri: str, db_uri: str, workdir: Path,
+                 tokens: dict[str, dict] | None = None) -> None:
         self.amqp_uri, self.db_uri, self.workdir = amqp_uri, db_uri, workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -134,6 +135,7 @@ class Mesh:
                           "permissions": ["quote:read", "quote:write"]},
             READER_TOKEN: {"user_id": "reader-1", "roles": ["agent"], "branch": "530300",
                            "permissions": ["quote:read"]},
+            **(tokens or {}),
         }))
         self.env = {
             **os.environ,
@@ -181,6 +183,14 @@ class Mesh:
     def stop_centre(self) -> None:
         for name in ("gateway", "registrar"):
             self.stop(name)
+
+    def start_service(self, name: str, **env: str) -> subprocess.Popen:
+        """Start ``services/<name>`` as production does, its database in this test's dir."""
+        here = ROOT / "services" / name
+        db = env.pop("DB_URI", f"sqlite:///{self.workdir / f'{name}.db'}")
+        return self._spawn(name, [BIN / "nameko", "run", "--config", str(here / "config.yaml"),
+                                  f"{name}.service"], cwd=ROOT,
+                           env={"PYTHONPATH": str(here), f"{name.upper()}_DB_URI": db, **env})
 
     def start_outsider(self, name: str = "quotes", **env: str) -> subprocess.Popen:
         return self._spawn(name, [BIN / "nameko", "run", "--config", "config.yaml", "quotes"],
@@ -232,8 +242,8 @@ class Mesh:
 def mesh_factory(vhost, tmp_path):
     meshes: list[Mesh] = []
 
-    def make(db_uri: str | None = None) -> Mesh:
-        mesh = Mesh(vhost, db_uri or f"sqlite:///{tmp_path / 'ics.db'}", tmp_path)
+    def make(db_uri: str | None = None, tokens: dict[str, dict] | None = None) -> Mesh:
+        mesh = Mesh(vhost, db_uri or f"sqlite:///{tmp_path / 'ics.db'}", tmp_path, tokens)
         meshes.append(mesh)
         return mesh
 
