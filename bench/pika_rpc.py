@@ -81,10 +81,10 @@ def main() -> None:
     while time.perf_counter() - t_start < a.warmup:
         conn.process_data_events(time_limit=0.05)
     state["measuring"] = True
-    m0 = time.perf_counter()
+    m0, c0 = time.perf_counter(), time.process_time()
     while time.perf_counter() - m0 < a.duration:
         conn.process_data_events(time_limit=0.05)
-    elapsed = time.perf_counter() - m0
+    elapsed, cpu = time.perf_counter() - m0, time.process_time() - c0
     state["measuring"] = False
     state["stop"] = True
     drain = time.perf_counter()
@@ -96,6 +96,8 @@ def main() -> None:
         "mode": a.mode, "inflight": a.inflight, "duration_s": round(elapsed, 3),
         "calls": state["done"], "errors": state["errors"],
         "calls_per_s": round(state["done"] / elapsed, 1),
+        "client_cpu_s": round(cpu, 3), "t_start": time.time() - (time.perf_counter() - m0),
+        "t_end": time.time() - (time.perf_counter() - m0) + elapsed,
         "latency_ms": {k: round(v * 1000, 3) for k, v in (
             ("p50", pct(lat, 50)), ("p99", pct(lat, 99)), ("max", lat[-1] if lat else None))
             if v is not None},
