@@ -70,31 +70,65 @@ def _pg_dsn() -> str | None:
     return os.environ.get("ICS_TEST_PG_DSN") or None
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_uri(request, tmp_path) -> str:
-    """The centre's database: an SQLite file, or a PostgreSQL database of this test's own."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ics.db'}"
-        return
-    dsn = _pg_dsn()
-    if not dsn:
-        if os.environ.get("CI"):
-            pytest.fail("ICS_TEST_PG_DSN is not set in CI")
-        pytest.skip("ICS_TEST_PG_DSN not set")
-    import psycopg2
+class Databases:
+    """Fresh databases for one test: SQLite files, or PostgreSQL databases dropped after."""
 
-    name = f"ics_test_{uuid.uuid4().hex[:10]}"
-    conn = psycopg2.connect(dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
-    yield f"{base}/{name}"
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    conn.close()
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self._pg: list[str] = []
+
+    def new(self, kind: str, name: str = "ics") -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{self.tmp_path / f'{name}.db'}"
+        dsn = _pg_dsn()
+        if not dsn:
+            if os.environ.get("CI"):
+                pytest.fail("ICS_TEST_PG_DSN is not set in CI")
+            pytest.skip("ICS_TEST_PG_DSN not set")
+        import psycopg2
+
+        db = f"{name}_test_{uuid.uuid4().hex[:10]}"
+        conn = psycopg2.connect(dsn)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{db}"')
+        conn.close()
+        self._pg.append(db)
+        base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+        return f"{base}/{db}"
+
+    def drop_all(self) -> None:
+        if not self._pg:
+            return
+        import psycopg2
+
+        conn = psycopg2.connect(_pg_dsn())
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for db in self._pg:
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid()", (db,))
+                cur.execute(f'DROP DATABASE IF EXISTS "{db}"')
+        conn.close()
+
+
+@pytest.fixture
+def databases(tmp_path) -> Databases:
+    dbs = Databases(tmp_path)
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_kind(request) -> str:
+    """Run the test on SQLite and on PostgreSQL."""
+    return request.param
+
+
+@pytest.fixture
+def db_uri(databases, db_kind) -> str:
+    """The centre's database: an SQLite file, or a PostgreSQL database of this test's own."""
+    return databases.new(db_kind)
 
 
 @pytest.fixture
@@ -129,8 +163,8 @@ class Mesh:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.procs: dict[str, subprocess.Popen] = {}
-        tokens = workdir / "tokens.json"
-        tokens.write_text(json.dumps({
+        tokens_file = workdir / "tokens.json"
+        tokens_file.write_text(json.dumps({
             AGENT_TOKEN: {"user_id": "agent-7", "roles": ["agent"], "branch": "530102",
                           "permissions": ["quote:read", "quote:write"]},
             READER_TOKEN: {"user_id": "reader-1", "roles": ["agent"], "branch": "530300",
@@ -142,7 +176,7 @@ class Mesh:
             "AMQP_URI": amqp_uri,
             "ICS_DB_URI": db_uri,
             "ICS_OPERATOR_TOKEN": OPERATOR_TOKEN,
-            "ICS_TOKENS_FILE": str(tokens),
+            "ICS_TOKENS_FILE": str(tokens_file),
             "ICS_MANAGEMENT_URI": MGMT.replace("http://", "http://guest:guest@"),
             "ICS_HEARTBEAT_S": "1",
             "ICS_MAX_BODY_BYTES": "65536",
