@@ -69,7 +69,7 @@ def main() -> None:
         if state["measuring"]:
             lat.append(time.perf_counter() - t0)
             state["done"] += 1
-            if a.mode == "nameko" and b'"error": null' not in rbody and b'"error":null' not in rbody:
+            if a.mode == "nameko" and json.loads(rbody).get("error") is not None:
                 state["errors"] += 1
         if not state["stop"]:
             publish()

@@ -401,6 +401,7 @@ def summarize_profile(raw: Path, top: int = 12) -> dict:
     """Self time by function and inclusive time by package, from py-spy's collapsed stacks."""
     self_t: collections.Counter = collections.Counter()
     incl_pkg: collections.Counter = collections.Counter()
+    incl_fn: collections.Counter = collections.Counter()
     by_thread: collections.Counter = collections.Counter()
     total = 0
     for line in raw.read_text().splitlines():
@@ -419,19 +420,24 @@ def summarize_profile(raw: Path, top: int = 12) -> dict:
         m = _FRAME.match(frames[-1])
         leaf = f"{m['fn']} ({_where(m['file'])})" if m else frames[-1]
         self_t[leaf] += n
-        pkgs = set()
+        pkgs, fns = set(), set()
         for f in frames:
             m = _FRAME.match(f)
             if m:
                 pkgs.add(_where(m["file"]))
+                fns.add(f"{m['fn']} ({_where(m['file'])})")
         for p in pkgs:
             incl_pkg[p] += n
+        for f in fns:
+            incl_fn[f] += n
     total = max(total, 1)
     return {
         "samples": total,
         "self_top": [[k, round(100 * v / total, 1)] for k, v in self_t.most_common(top)],
         "inclusive_by_module_pct": {k: round(100 * v / total, 1)
                                     for k, v in incl_pkg.most_common(15)},
+        "inclusive_by_function_pct": {k: round(100 * v / total, 1)
+                                      for k, v in incl_fn.most_common(40)},
         "by_thread_pct": {k: round(100 * v / total, 1) for k, v in by_thread.most_common(6)},
     }
 
@@ -464,13 +470,55 @@ def thread_ticks(pid: int) -> dict[int, int]:
     return out
 
 
-def pyspy_record(pid: int, seconds: float, name: str, subprocesses: bool = False) -> subprocess.Popen:
+def pyspy_record(pid: int, seconds: float, name: str,
+                 subprocesses: bool = False) -> subprocess.Popen:
     out = LOGS / f"profile-{name}.txt"
     cmd = [tool("py-spy"), "record", "--nonblocking", "--gil", "--rate", "200", "--format", "raw",
            "--threads", "--duration", str(int(seconds)), "--output", str(out), "--pid", str(pid)]
     if subprocesses:
         cmd.append("--subprocesses")
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(LOGS / "py-spy.log", "ab"))
+
+
+class RegistryWatch:
+    """When announcements and goodbyes reach the bus (a listener of our own on ics.registry)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.events: list[tuple[float, str, str]] = []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _run(self) -> None:
+        import pika
+
+        conn = pika.BlockingConnection(pika.URLParameters(self.uri))
+        ch = conn.channel()
+        ch.exchange_declare("ics.registry", "topic", durable=True)
+        q = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        for kind in ("announce", "goodbye"):
+            ch.queue_bind(q, "ics.registry", routing_key=f"{kind}.*")
+
+        def on_msg(_ch, method, _props, body):
+            kind, _, service = method.routing_key.partition(".")
+            self.events.append((time.time(), kind, service))
+
+        ch.basic_consume(q, on_msg, auto_ack=True)
+        self._ready.set()
+        while not self._stop.is_set():
+            conn.process_data_events(time_limit=0.1)
+        conn.close()
+
+    def first(self, kind: str, after: float) -> float | None:
+        return next((t for t, k, s in list(self.events) if k == kind and s == "echo"
+                     and t >= after), None)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
 
 
 # --- the mesh -------------------------------------------------------------------------------
@@ -488,6 +536,7 @@ class Mesh:
                     "PYTHONWARNINGS": "ignore"}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.gateway_cfg: tuple[int, int] | None = None
+        self.watch: RegistryWatch | None = None
         self.service_pid: int | None = None
 
     # database and registrar
@@ -627,12 +676,12 @@ def phase_wrk(mesh: Mesh, args, connections: int, duration: float,
     return res
 
 
-def phase_fixed_rate(mesh: Mesh, args, rate: int) -> dict:
+def phase_fixed_rate(mesh: Mesh, args, rate: int, duration: float | None = None) -> dict:
     groups = {"gateway": mesh.gateway_workers() + [mesh.gateway_pid()],
               "service": [mesh.service_pid], "broker": broker_pids()}
     meter = CpuMeter(groups)
     a = meter.snap()
-    res = k6_fixed_rate(mesh.port, rate, args.fixed_duration)
+    res = k6_fixed_rate(mesh.port, rate, duration or args.fixed_duration)
     b = meter.snap()
     cpu = CpuMeter.delta(a, b)
     res["cpu_ms_per_call"] = per_call(cpu, res["requests"],
@@ -657,10 +706,12 @@ def phase_first_call(mesh: Mesh, kind: str) -> dict:
         t_next += 0.02
         time.sleep(max(0.0, t_next - time.perf_counter()))
     ann = mesh.announced_at(spawned)
+    on_bus = mesh.watch.first("announce", spawned)
     return {
         "kind": kind,
         "spawn_to_first_200_s": r(first - spawned, 3) if first else None,
         "spawn_to_announced_s": r(ann - spawned, 3) if ann else None,
+        "spawn_to_announce_on_bus_s": r(on_bus - spawned, 3) if on_bus else None,
         "announced_to_first_200_s": r(first - ann, 3) if first and ann else None,
         "statuses_before": {str(k): v for k, v in statuses.items()},
     }
@@ -690,10 +741,12 @@ def phase_goodbye(mesh: Mesh, args) -> dict:
     t_exit = time.time()
     mesh.procs.live.pop("echo_service", None)
     time.sleep(1.0)
-    stop.set()
+    stop.set()  # a prober stuck in a call comes back at the route's deadline (3 s)
     for th in ths:
         th.join()
     window = sorted((s - t_term, st, lat) for s, st, lat in probe if s >= t_term)
+    goodbye = mesh.watch.first("goodbye", t_term)
+    goodbye_rel = goodbye - t_term if goodbye else None
     first_503 = next((s for s, st, _ in window if st == 503), None)
     slow = [(round(s, 3), st, round(lat * 1000, 1)) for s, st, lat in window if lat > 0.05]
     # steady state: sequential, then under load
@@ -708,12 +761,16 @@ def phase_goodbye(mesh: Mesh, args) -> dict:
     return {
         "sigterm_to_exit_s": r(t_exit - t_term, 3),
         "sigterm_to_first_503_s": r(first_503, 3),
+        "sigterm_to_goodbye_on_bus_s": r(goodbye_rel, 3),
         "during_shutdown": {
             "requests": len(window),
-            "statuses": {str(k): v for k, v in collections.Counter(st for _, st, _ in window).items()},
+            "statuses": {str(k): v for k, v in
+                         collections.Counter(st for _, st, _ in window).items()},
             "probers": args.probers,
             "max_latency_ms": r(max((lat for _, _, lat in window), default=0) * 1000),
             "over_50ms": slow[:20],
+            "504_sent_before_goodbye": sum(1 for t, st, _ in window if st == 504
+                                           and goodbye_rel is not None and t < goodbye_rel),
         },
         "sequential": {"requests": len(seq), "statuses": {str(k): v for k, v in statuses.items()},
                        "latency_ms": {"p50": r(pct(seq, 50)), "p99": r(pct(seq, 99)),
@@ -806,7 +863,9 @@ def table(res: dict) -> str:
                  f"goal <= 50 ms: {'met' if g['goodbye_503_ms']['met'] else 'NOT met'}"))
     head = ("phase", "load", "throughput", "latency", "CPU/call", "goal")
     widths = [max(len(str(x[i])) for x in rows + [head]) for i in range(len(head))]
-    line = lambda x: "  ".join(str(v).ljust(w) for v, w in zip(x, widths)).rstrip()
+    def line(x):
+        return "  ".join(str(v).ljust(w) for v, w in zip(x, widths)).rstrip()
+
     out = [line(head), line(tuple("-" * w for w in widths))] + [line(x) for x in rows]
     out.append("")
     out.append("CPU ms per call by process (same run):")
@@ -815,12 +874,17 @@ def table(res: dict) -> str:
         out.append(f"  {name:10s} " + ", ".join(f"{k} {v}" for k, v in c.items())
                    + f"  (cores busy {x['cpu_ms_per_call']['machine_cores_busy']})")
     out.append("")
-    out.append("gunicorn sweep (wrk req/s, p99 ms):")
+    out.append(f"gunicorn sweep (wrk -c{res['gateway_max']['connections']}: req/s and p99; "
+               f"k6 at {fr['offered_per_s']}/s: p50/p99):")
     for s in res["gunicorn_sweep"]:
         mark = " <- default" if s["default"] else ""
         mark += " <- best" if s is res["gunicorn_best"] else ""
+        f = s.get("fixed_rate")
+        fixed = (f"   fixed rate p50 {f['latency_ms']['p50']} / p99 {f['latency_ms']['p99']} ms"
+                 if f else "")
         out.append(f"  workers {s['workers']} threads {s['threads']:3d}: "
-                   f"{s['req_per_s']:7.0f} req/s  p99 {s['latency_ms']['p99']} ms{mark}")
+                   f"{s['req_per_s']:7.0f} req/s  p99 {s['latency_ms']['p99']:6.1f} ms"
+                   f"{fixed}{mark}")
     out.append("")
     out.append("ratios: " + ", ".join(f"{k} {v}" for k, v in res["ratios"].items()))
     return "\n".join(out)
@@ -836,6 +900,8 @@ def main() -> None:
     ap.add_argument("--workers", default="1,2,3", help="gunicorn workers to sweep")
     ap.add_argument("--threads", default="16,32,64", help="gunicorn threads to sweep")
     ap.add_argument("--default", default="2x32", help="the deploy default, workers x threads")
+    ap.add_argument("--sweep-fixed", type=float, default=10,
+                    help="seconds at the fixed rate for each swept setting (0: skip)")
     ap.add_argument("--warm-starts", type=int, default=3, help="restarts timed to first call")
     ap.add_argument("--goodbye-requests", type=int, default=300)
     ap.add_argument("--port", type=int, default=18080)
@@ -883,6 +949,7 @@ def main() -> None:
         log(f"   {res['bare_pika']['calls_per_s']} calls/s")
 
         # registrar + gateway (deploy default), then the service's cold start (5, cold)
+        mesh.watch = RegistryWatch(args.amqp_uri)
         mesh.start_registrar()
         mesh.start_gateway(dw, dt)
         time.sleep(1)
@@ -944,6 +1011,17 @@ def main() -> None:
                                                       args.duration), args, f"{w}x{t}")
                     s = {k: s[k] for k in ("req_per_s", "latency_ms", "non2xx", "requests",
                                            "cpu_ms_per_call", "attempts")}
+                    if args.sweep_fixed:
+                        f = least_noisy(lambda: phase_fixed_rate(mesh, args, rate,
+                                                                 args.sweep_fixed), args,
+                                        f"{w}x{t} fixed")
+                        s["fixed_rate"] = {k: f[k] for k in (
+                            "offered_per_s", "achieved_per_s", "latency_ms",
+                            "dropped_iterations", "attempts")}
+                if (w, t) == (dw, dt):
+                    s["fixed_rate"] = {k: res["fixed_rate"][k] for k in (
+                        "offered_per_s", "achieved_per_s", "latency_ms", "dropped_iterations",
+                        "attempts")}
                 s.update(workers=w, threads=t, default=(w, t) == (dw, dt))
                 sweep.append(s)
                 log(f"   {w}x{t}: {s['req_per_s']} req/s")
@@ -973,6 +1051,8 @@ def main() -> None:
         log(f"   {res['goodbye']['sequential']}")
     finally:
         mesh.procs.stop_all()
+        if mesh.watch:
+            mesh.watch.close()
 
     nk, bare = res["nameko_pika"]["calls_per_s"], res["bare_pika"]["calls_per_s"]
     res["ratios"] = {
@@ -995,7 +1075,8 @@ def main() -> None:
                          "met": worst_first is not None and worst_first <= 1.0},
         "goodbye_503_ms": {"goal": "<= 50", "value": gb["sequential"]["latency_ms"]["p99"],
                            "met": gb["sequential"]["latency_ms"]["p99"] <= 50
-                           and gb["sequential"]["statuses"].get("503") == gb["sequential"]["requests"]},
+                           and gb["sequential"]["statuses"].get("503")
+                           == gb["sequential"]["requests"]},
     }
     res["wall_s"] = round(time.time() - started, 1)
     res["table"] = table(res)
