@@ -77,6 +77,14 @@ class LiveView:
         now = self._clock()
         return [i for i, exp in self._expiry.get(service, {}).copy().items() if exp > now]
 
+    def wait_live(self, service: str, until: float) -> bool:
+        """Whether ``service`` is live, waiting until the monotonic time ``until`` at most."""
+        while not self.is_live(service):
+            if self._clock() >= until:
+                return False
+            time.sleep(0.005)
+        return True
+
     def is_live(self, service: str) -> bool:
         now = self._clock()
         return any(exp > now for exp in self._expiry.get(service, {}).copy().values())
@@ -100,6 +108,7 @@ class Bus:
         self._ready = threading.Event()
         self._closing = False
         self._thread: threading.Thread | None = None
+        self.connected_at = 0.0
 
     # --- life cycle -------------------------------------------------------
     def start(self, wait_s: float = 5.0) -> None:
@@ -154,13 +163,15 @@ class Bus:
         ch.queue_declare(reply_q, exclusive=True, auto_delete=True)
         ch.queue_bind(reply_q, wire.RPC_EXCHANGE, routing_key=self._reply_key)
         ch.basic_consume(reply_q, self._on_reply, auto_ack=True)
-        reg_q = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
+        reg_q = f"ics.live.{self._reply_key}"
+        ch.queue_declare(reg_q, exclusive=True, auto_delete=True)
         for kind in (wire.ANNOUNCE, wire.HEARTBEAT, wire.GOODBYE):
             ch.queue_bind(reg_q, wire.REGISTRY_EXCHANGE, routing_key=f"{kind}.*")
         ch.basic_consume(reg_q, self._on_registry, auto_ack=True)
         ch.add_on_return_callback(self._on_return)
         self._conn, self._ch = conn, ch
         self.publish_registry(wire.ROLLCALL, {"from": self._reply_key}, threadsafe=False)
+        self.connected_at = time.monotonic()
         self._ready.set()
         _log.info("AMQP connected; reply key %s", self._reply_key)
 

@@ -39,6 +39,8 @@ def describe_queue(name: str) -> dict[str, str | None]:
     if m := _EVT.match(name):
         return {"role": "event-handler", "service": m["service"],
                 "detail": f"{m['source']}.{m['event']} -> {m['method']}"}
+    if name.startswith("ics.live."):
+        return {"role": "gateway-liveness", "service": "invoke_centre"}
     if name.startswith("ics.reply."):
         return {"role": "gateway-reply", "service": "invoke_centre"}
     if name.startswith("ics.rollcall."):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -41,6 +42,8 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 _STATIC = Path(__file__).parent / "static"
+# how long after connecting a process waits for rollcall answers before saying 503
+WARMUP_S = 1.0
 
 
 class ApiError(Exception):
@@ -148,9 +151,18 @@ class Centre:
         self.bus.close()
         self.engine.dispose()
 
-    def available(self, route: registry.Route) -> bool:
-        """Announced services need a live instance; operator-registered ones cannot tell."""
-        return route.source == "operator" or self.bus.live.is_live(route.service)
+    def available(self, route: registry.Route, *, wait: bool = False) -> bool:
+        """Announced services need a live instance; operator-registered ones cannot tell.
+
+        Just after this process connects, the answers to its rollcall are still arriving:
+        with ``wait`` a call waits for them (at most ``WARMUP_S`` after connecting) rather
+        than be refused for a service that is in fact up.
+        """
+        if route.source == "operator" or self.bus.live.is_live(route.service):
+            return True
+        if wait and self.bus.connected:
+            return self.bus.live.wait_live(route.service, self.bus.connected_at + WARMUP_S)
+        return False
 
 
 def _json(status: int, body: dict, request_id: str, headers: dict | None = None) -> Response:
@@ -178,8 +190,8 @@ def _remote_error(error: dict) -> ApiError:
         fields = args[1]
     if exc_type in wire.ERROR_STATUS:
         status, code = wire.ERROR_STATUS[exc_type]
-        if exc_type == "MethodNotFound":
-            message = "the service does not implement this request's method"
+        if exc_type in ("MethodNotFound", "IncorrectSignature", "MalformedRequest"):
+            message = f"the service cannot take this request as routed ({exc_type})"
         return ApiError(status, code, message, fields or None)
     if exc_type == "BadRequest":
         return ApiError(400, "invalid_input", message)
@@ -336,6 +348,10 @@ class Gateway:
             if key:
                 self._remember(principal, key, _error(err, rid))
             raise
+        except BaseException:
+            if key:  # nothing sure was done: free the key for a retry
+                self.centre.idempotency.finish(principal.user_id, key, 500, "")
+            raise
         if key:
             self._remember(principal, key, response)
         return response
@@ -346,7 +362,7 @@ class Gateway:
 
     def _call(self, route: registry.Route, principal: Principal, params: dict, rid: str,
               timeout_s: float, key: str | None) -> Response:
-        if not self.centre.available(route):
+        if not self.centre.available(route, wait=True):
             raise ApiError(503, "no_instance",
                            f"no live instance of {route.service} serves {route.name} now")
         deadline_ms = int((time.time() + timeout_s) * 1000)
@@ -374,7 +390,7 @@ class Gateway:
                            f"{route.service} did not answer within {int(timeout_s * 1000)} ms")
         except BusError as exc:
             raise ApiError(502, "bad_answer", str(exc))
-        if not isinstance(answer, dict):
+        if not isinstance(answer, dict) or not isinstance(answer.get("error") or {}, dict):
             raise ApiError(502, "bad_answer", "the service answered in an unknown shape")
         if answer.get("error"):
             raise _remote_error(answer["error"])
@@ -394,7 +410,9 @@ class Gateway:
                                                 "requests": items}, "request_id": rid}, rid)
 
     def on_healthz(self, request: Request, rid: str) -> Response:
-        return _json(200, {"ok": True, "data": {
+        """200 when this process can route; 503 while it has no bus connection."""
+        up = self.centre.bus.connected
+        return _json(200 if up else 503, {"ok": up, "data": {
             "bus": "connected" if self.centre.bus.connected else "disconnected",
             "routes": len(self.centre.routes.table.routes),
             "version": self.centre.routes.table.version}, "request_id": rid}, rid)
@@ -488,6 +506,10 @@ class Gateway:
     def on_admin_manifest(self, request: Request, rid: str) -> Response:
         admin = self._admin(request)
         manifest = self._body(request)
+        service = manifest.get("service")
+        if isinstance(service, str) and self.centre.bus.live.is_live(service):
+            raise ApiError(409, "conflict", f"{service} announces itself; its own manifest "
+                           "defines its routes (change routes with PATCH instead)")
         changed = self._write(registry.accept_manifest, manifest, source="operator",
                               actor=admin.user_id)
         return self._ok({"changed": changed, "version": self.centre.routes.table.version}, rid,
@@ -527,7 +549,8 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str | None = None) -> None:
+    level = (level or os.environ.get("ICS_LOG_LEVEL") or "INFO").upper()
     handler = logging.StreamHandler()
     handler.addFilter(_RequestIdFilter())
     handler.setFormatter(logging.Formatter(

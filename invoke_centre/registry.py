@@ -199,7 +199,8 @@ def change_route(session: Session, name: str, *, actor: str, enabled: bool | Non
         raise RegistryError(f"{name} is an alias of {route.alias_of}; change that route",
                             status=409)
     fields: dict[str, list[str]] = {}
-    if timeout_ms is not None and not (isinstance(timeout_ms, int) and 1 <= timeout_ms <= 600000):
+    if timeout_ms is not None and (isinstance(timeout_ms, bool) or not (
+            isinstance(timeout_ms, int) and 1 <= timeout_ms <= 600000)):
         fields["timeout_ms"] = ["must be an integer from 1 to 600000"]
     if permission is not None and not (isinstance(permission, str) and 0 < len(permission) <= 120):
         fields["permission"] = ["must be a non-empty string of at most 120 characters"]

@@ -94,6 +94,8 @@ ERROR_STATUS: dict[str, tuple[int, str]] = {
     "Conflict": (409, "conflict"),
     "Unprocessable": (422, "unprocessable"),
     "MethodNotFound": (502, "bad_route"),
+    "IncorrectSignature": (502, "bad_route"),
+    "MalformedRequest": (502, "bad_route"),
 }
 
 

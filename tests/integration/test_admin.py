@@ -70,3 +70,11 @@ def test_register_a_service_that_does_not_announce_itself(quotes_mesh):
     assert catalog[0]["summary"] == "Old system lookup"
     services = {s["name"]: s for s in m.admin("GET", "/v1/admin/services").json()["data"]}
     assert services["legacy"]["source"] == "operator"
+
+
+def test_an_operator_manifest_cannot_take_over_an_announcing_service(quotes_mesh):
+    manifest = {"service": "quotes", "version": "9", "requests": [
+        {"name": "quote.other", "method": "other", "permission": "quote:read"}]}
+    r = quotes_mesh.admin("POST", "/v1/admin/manifests", manifest)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "conflict"
+    assert quotes_mesh.invoke("quote.price", {"sum_insured": 1}).status_code == 200

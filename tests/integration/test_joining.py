@@ -124,3 +124,14 @@ def test_clean_stop_says_goodbye(quotes_mesh):
                              .json()["data"]) and d[0]["gone_at"] and d, 5)
     assert inst[0]["live"] is False
     assert Path(quotes_mesh.workdir / "quotes.log").exists()
+
+
+def test_a_fresh_gateway_serves_its_first_request(quotes_mesh):
+    """Rollcall answers arrive after the connection: the first call must not be refused."""
+    for _ in range(2):
+        quotes_mesh.stop("gateway")
+        quotes_mesh._spawn("gateway", [BIN / "gunicorn", "-k", "gthread", "-w", "2",
+                                       "--threads", "8", "-b", f"127.0.0.1:{quotes_mesh.port}",
+                                       "invoke_centre.wsgi:application"])
+        wait_for(quotes_mesh._healthy, 20, 0.01, "the gateway")
+        assert quotes_mesh.invoke("quote.price", {"sum_insured": 1}).status_code == 200

@@ -82,3 +82,10 @@ def test_instances_seen_gone_and_swept(session):
     inst.last_seen = registry.utcnow().replace(year=2000)
     assert registry.sweep_instances(session) == 1
     assert registry.list_instances(session)[0].gone_at is not None
+
+
+def test_a_boolean_is_not_a_timeout(session):
+    registry.accept_manifest(session, manifest(), source="announced", actor="w")
+    with pytest.raises(registry.RegistryError) as err:
+        registry.change_route(session, "weather.forecast", actor="op", timeout_ms=True)
+    assert "timeout_ms" in err.value.fields
