@@ -689,6 +689,31 @@ def phase_fixed_rate(mesh: Mesh, args, rate: int, duration: float | None = None)
     return res
 
 
+def import_times() -> dict:
+    """What a service's start pays before any of its own code runs: imports (median of 3)."""
+    out = {}
+    for label, stmt in (("python", "pass"),
+                        ("nameko_runtime", "import nameko.cli.main, nameko.containers, "
+                                           "nameko.rpc, eventlet"),
+                        ("invoke_centre_kit", "import invoke_centre.kit")):
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            subprocess.run([str(VENV / "python"), "-W", "ignore", "-c", stmt], check=True,
+                           capture_output=True)
+            runs.append(time.perf_counter() - t0)
+        out[label] = r(sorted(runs)[1], 3)
+    top = subprocess.run([str(VENV / "python"), "-W", "ignore", "-X", "importtime", "-c",
+                          "import invoke_centre.kit"], capture_output=True, text=True).stderr
+    rows = []
+    for ln in top.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|(\s*)(\S+)", ln)
+        if m and len(m.group(2)) <= 3:  # invoke_centre.kit and its direct imports
+            rows.append((int(m.group(1)) / 1e6, m.group(3)))
+    out["kit_imports_s"] = {name: round(t, 3) for t, name in sorted(rows, reverse=True)[:8]}
+    return out
+
+
 def phase_first_call(mesh: Mesh, kind: str) -> dict:
     """Spawn the echo service and poll echo.echo every 20 ms until the first 200."""
     h = Http(mesh.port)
@@ -717,7 +742,7 @@ def phase_first_call(mesh: Mesh, kind: str) -> dict:
     }
 
 
-def phase_goodbye(mesh: Mesh, args) -> dict:
+def phase_goodbye(mesh: Mesh, args, rate: int) -> dict:
     """SIGTERM the service; watch what callers get meanwhile; then time the 503s."""
     probe: list[tuple[float, int, float]] = []
     stop = threading.Event()
@@ -757,7 +782,7 @@ def phase_goodbye(mesh: Mesh, args) -> dict:
         status, lat = h.post(INVOKE)
         statuses[status] += 1
         seq.append(lat * 1000)
-    loaded = wrk(mesh.port, args.connections, 5)
+    loaded = k6_fixed_rate(mesh.port, rate, 10)
     return {
         "sigterm_to_exit_s": r(t_exit - t_term, 3),
         "sigterm_to_first_503_s": r(first_503, 3),
@@ -775,9 +800,8 @@ def phase_goodbye(mesh: Mesh, args) -> dict:
         "sequential": {"requests": len(seq), "statuses": {str(k): v for k, v in statuses.items()},
                        "latency_ms": {"p50": r(pct(seq, 50)), "p99": r(pct(seq, 99)),
                                       "max": r(max(seq))}},
-        "under_load": {"connections": args.connections, "req_per_s": loaded["req_per_s"],
-                       "non2xx": loaded["non2xx"], "requests": loaded["requests"],
-                       "latency_ms": loaded["latency_ms"]},
+        "at_fixed_rate": {k: loaded[k] for k in ("offered_per_s", "achieved_per_s", "requests",
+                                                 "failed", "latency_ms")},
     }
 
 
@@ -856,10 +880,10 @@ def table(res: dict) -> str:
                  f"warm median {warm['spawn_to_first_200_s']} s "
                  f"(announced at {warm['spawn_to_announced_s']} s)", "",
                  f"goal <= 1 s: {'met' if g['first_call_s']['met'] else 'NOT met'}"))
-    rows.append(("6 503 after goodbye", "sequential / wrk 32",
+    rows.append(("6 503 after goodbye", f"sequential / k6 {gb['at_fixed_rate']['offered_per_s']}/s",
                  f"{gb['sequential']['latency_ms']['p50']} ms p50",
-                 f"p99 {gb['sequential']['latency_ms']['p99']} ms / under load p99 "
-                 f"{gb['under_load']['latency_ms']['p99']} ms", "",
+                 f"p99 {gb['sequential']['latency_ms']['p99']} ms / at fixed rate p99 "
+                 f"{gb['at_fixed_rate']['latency_ms']['p99']} ms", "",
                  f"goal <= 50 ms: {'met' if g['goodbye_503_ms']['met'] else 'NOT met'}"))
     head = ("phase", "load", "throughput", "latency", "CPU/call", "goal")
     widths = [max(len(str(x[i])) for x in rows + [head]) for i in range(len(head))]
@@ -902,6 +926,8 @@ def main() -> None:
     ap.add_argument("--default", default="2x32", help="the deploy default, workers x threads")
     ap.add_argument("--sweep-fixed", type=float, default=10,
                     help="seconds at the fixed rate for each swept setting (0: skip)")
+    ap.add_argument("--rate-curve", default="0.25,0.75",
+                    help="other fractions of the gateway maximum to offer at a fixed rate")
     ap.add_argument("--warm-starts", type=int, default=3, help="restarts timed to first call")
     ap.add_argument("--goodbye-requests", type=int, default=300)
     ap.add_argument("--port", type=int, default=18080)
@@ -987,6 +1013,18 @@ def main() -> None:
         log(f"   p50 {res['fixed_rate']['latency_ms']['p50']} ms, "
             f"p99 {res['fixed_rate']['latency_ms']['p99']} ms")
 
+        curve = []
+        for frac in (float(x) for x in args.rate_curve.split(",") if x):
+            frate = max(1, int(gw["req_per_s"] * frac))
+            f = least_noisy(lambda: phase_fixed_rate(mesh, args, frate, args.sweep_fixed or 10),
+                            args, f"{frac} rate")
+            curve.append({"fraction_of_max": frac, **{k: f[k] for k in (
+                "offered_per_s", "achieved_per_s", "dropped_iterations", "latency_ms",
+                "cpu_ms_per_call")}})
+            log(f"   {frac:.2f} of max = {f['offered_per_s']}/s: p50 {f['latency_ms']['p50']} "
+                f"p99 {f['latency_ms']['p99']} ms")
+        res["latency_vs_rate"] = curve
+
         if not args.no_profile:
             log("   profiling the gateway workers under wrk (py-spy, not part of the figures)")
             spy = pyspy_record(mesh.gateway_pid(), args.duration, "gateway", subprocesses=True)
@@ -1044,10 +1082,11 @@ def main() -> None:
         res["first_call"]["warm"] = warm
         med = sorted(warm, key=lambda x: x["spawn_to_first_200_s"] or 99)[len(warm) // 2]
         res["first_call"]["warm_median"] = med
+        res["first_call"]["import_s"] = import_times()
 
         # 6. goodbye
         log("6: SIGTERM the service, then time the 503s")
-        res["goodbye"] = phase_goodbye(mesh, args)
+        res["goodbye"] = phase_goodbye(mesh, args, rate)
         log(f"   {res['goodbye']['sequential']}")
     finally:
         mesh.procs.stop_all()
