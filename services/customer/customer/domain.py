@@ -221,10 +221,13 @@ def _check(c: Customer, today: date) -> Customer:
         if c.gender and c.gender != rid.gender:
             errors.setdefault("gender", []).append("does not match the ID number")
         c = replace(c, birth_date=rid.birth_date, gender=rid.gender)
-    if c.gender not in dicts.GENDERS:
+    # a bad resident ID number is the one error when gender and birth date were to come from it
+    from_id = c.id_type == dicts.RESIDENT and number is None
+    if c.gender not in dicts.GENDERS and not (from_id and c.gender is None):
         errors.setdefault("gender", []).append("must be M or F")
     if not isinstance(c.birth_date, date):
-        errors.setdefault("birth_date", []).append("is required")
+        if not (from_id and c.birth_date is None):
+            errors.setdefault("birth_date", []).append("is required")
     elif not (EARLIEST_BIRTH <= c.birth_date <= today):
         errors.setdefault("birth_date", []).append("is out of range")
     if c.occupation_code and c.occupation_code not in dicts.OCCUPATIONS:
