@@ -10,13 +10,15 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Protocol
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
 
 import phonenumbers
 from pypinyin import Style, lazy_pinyin
 from stdnum.cn import ric
+from stdnum.exceptions import ValidationError as StdnumError
 
 from customer import dictionaries as dicts
 from customer.exceptions import Invalid, OutOfScope, StaleVersion
@@ -54,7 +56,7 @@ def resident_id(number: str, *, today: date | None = None) -> ResidentId:
         raise Invalid("ID number check digit is wrong", {"id_number": ["check digit is wrong"]})
     try:
         born = ric.get_birth_date(text)
-    except Exception:
+    except StdnumError:
         raise Invalid("ID number has no real birth date",
                       {"id_number": ["birth date is not a real date"]}) from None
     if born < EARLIEST_BIRTH or born > (today or date.today()):
@@ -192,7 +194,7 @@ COLUMNS = tuple(f.name for f in fields(Customer))
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def age_on(born: date, today: date) -> int:
@@ -267,7 +269,7 @@ def check_point(latitude: float, longitude: float) -> tuple[float, float]:
     return lat, lon
 
 
-def new_customer(data: dict[str, Any], *, caller: "CallerLike", now: datetime | None = None
+def new_customer(data: dict[str, Any], *, caller: CallerLike, now: datetime | None = None
                  ) -> Customer:
     """A customer from a create request; branch and manager default to the caller's own."""
     now = now or now_utc()
@@ -383,7 +385,7 @@ class Scope:
     owner: str | None = None
 
     @classmethod
-    def of(cls, caller: CallerLike, permission: str) -> "Scope":
+    def of(cls, caller: CallerLike, permission: str) -> Scope:
         prefixes = caller.branch_prefixes(permission)
         own = any(getattr(g, "scope", None) == "self" and g.permission in (permission, "*")
                   for g in caller.grants)
@@ -404,7 +406,7 @@ class Scope:
             return True
         return branch is not None and any(branch.startswith(p) for p in self.prefixes)
 
-    def narrowed(self, branch_prefix: str | None) -> "Scope":
+    def narrowed(self, branch_prefix: str | None) -> Scope:
         """This scope within one subtree the caller asked for (a search filter)."""
         if not branch_prefix:
             return self
@@ -526,7 +528,7 @@ def decode_cursor(text: str, sort: str) -> tuple[Any, int]:
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         key, value, last_id = json.loads(raw)
-    except Exception:
+    except (ValueError, TypeError):
         raise Invalid("bad cursor", {"cursor": ["is not a cursor this service gave"]}) from None
     if key != sort:
         raise Invalid("cursor of another sort", {"cursor": [f"was made for sort {key}"]})

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from customer.exceptions import Invalid
 
@@ -26,8 +27,8 @@ def read_table(fmt: str, content: bytes) -> list[dict[str, Any]]:
     names = [str(h or "").strip().lower() for h in header]
     if "name" not in names or "id_number" not in names:
         raise Invalid("the header lacks name or id_number",
-                      {"content_base64": ["the first row must name the columns, "
-                                          "with at least name and id_number"]})
+                      {"content_base64": [("the first row must name the columns, "
+                                           "with at least name and id_number")]})
     out = []
     for cells in rows:
         if not any(c not in (None, "") for c in cells):
@@ -55,7 +56,7 @@ def _xlsx_rows(content: bytes):
 
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever openpyxl finds wrong, the file is unreadable
         raise Invalid("unreadable XLSX", {"content_base64": ["is not an XLSX workbook"]}) \
             from None
     sheet = book.worksheets[0]

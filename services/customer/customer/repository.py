@@ -7,11 +7,11 @@ of reach never leaves the database.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import and_, case, delete, false, func, insert, literal, or_, select, tuple_, \
-    update
+from sqlalchemy import and_, case, delete, false, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 

@@ -388,6 +388,6 @@ def _label(by: str, group: Any) -> str | None:
     if group is None:
         return None
     if by in ("prefecture", "county"):
-        province, prefecture, county = dicts.region_names(str(group))
+        _province, prefecture, county = dicts.region_names(str(group))
         return county if by == "county" else prefecture
     return str(group)

@@ -4,13 +4,12 @@ versions, cursors and analyses."""
 from datetime import date, datetime
 from types import SimpleNamespace
 
+import customer_testing  # noqa: F401  (puts the service on the path)
 import pytest
-from stdnum.cn import ric
-
 from customer import domain, schemas
 from customer.domain import Customer, Scope
 from customer.exceptions import Invalid, StaleVersion
-
+from stdnum.cn import ric
 
 # --- GB 11643 resident ID numbers ---------------------------------------------------------------
 
@@ -107,10 +106,10 @@ def test_names_get_pinyin_and_initials(name, keys):
 # --- masking -------------------------------------------------------------------------------------
 
 def _customer(**kw) -> Customer:
-    base = dict(name="张三", gender="M", birth_date=date(1990, 1, 1), id_type="resident",
-                id_number="530102199001011234", mobile="13812345678", branch="530102",
-                manager_id="agent-1", id=7, created_at=datetime(2024, 1, 1),
-                updated_at=datetime(2024, 1, 1))
+    base = {"name": "张三", "gender": "M", "birth_date": date(1990, 1, 1),
+            "id_type": "resident", "id_number": "530102199001011234", "mobile": "13812345678",
+            "branch": "530102", "manager_id": "agent-1", "id": 7,
+            "created_at": datetime(2024, 1, 1), "updated_at": datetime(2024, 1, 1)}
     base.update(kw)
     return Customer(**base)
 

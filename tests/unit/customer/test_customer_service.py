@@ -6,11 +6,10 @@ import io
 from datetime import date
 
 import pytest
-
 from customer import files
-from invoke_centre.kit import Conflict, Forbidden, NotFound, ValidationError
+from customer_testing import caller, resident
 
-from conftest import caller, resident
+from invoke_centre.kit import Conflict, Forbidden, NotFound, ValidationError
 
 AGENT = caller("agent-1", "530102", "customer:read@530102", "customer:write@530102")
 AGENT_PII = caller("agent-1", "530102", "customer:read@530102", "customer:write@530102",

@@ -1,9 +1,8 @@
 """Alembic environment of the customer database (called by the kit's ``Database`` at start)."""
 
 from alembic import context
-from sqlalchemy import engine_from_config, pool
-
 from customer.models import metadata
+from sqlalchemy import engine_from_config, pool
 
 config = context.config
 target_metadata = metadata
