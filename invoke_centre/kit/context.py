@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 from nameko.extensions import DependencyProvider
 
+from invoke_centre.grants import Grant, may_at
+
 
 def _split(value) -> tuple[str, ...]:
     if not value:
@@ -19,41 +21,6 @@ def _split(value) -> tuple[str, ...]:
     if isinstance(value, (list, tuple)):
         return tuple(str(v) for v in value)
     return tuple(v for v in str(value).split(",") if v)
-
-
-@dataclass(frozen=True)
-class Grant:
-    """A permission held within a scope: a branch subtree, everywhere, or one's own objects.
-
-    On the wire (``nameko.grants``) a grant is ``permission@scope`` or ``permission@scope/line``:
-    scope ``*`` is everywhere, ``self`` is only objects assigned to the caller, anything else is
-    a branch code — branch codes are hierarchical, a child's code starts with its parent's
-    (``53`` → ``5301`` → ``530102`` → ``53010201``), so a subtree is a prefix. ``line`` limits
-    the grant to one line of business (``life``, ``property``).
-    """
-
-    permission: str
-    scope: str = "*"
-    line: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> "Grant":
-        perm, _, rest = text.partition("@")
-        scope, _, line = (rest or "*").partition("/")
-        return cls(perm, scope or "*", line or None)
-
-    def covers(self, *, branch: str | None, owner: str | None, user_id: str | None,
-               line: str | None = None) -> bool:
-        if self.line and line and self.line != line:
-            return False
-        if self.scope == "*":
-            return True
-        if self.scope == "self":
-            return owner is not None and owner == user_id
-        return branch is not None and branch.startswith(self.scope)
-
-    def __str__(self) -> str:
-        return f"{self.permission}@{self.scope}" + (f"/{self.line}" if self.line else "")
 
 
 @dataclass(frozen=True)
@@ -94,25 +61,24 @@ class CallerContext:
         """Whether the caller holds ``permission`` over an object of ``branch`` owned by
         ``owner`` (its assigned user). Without grants in the context, holding the
         permission anywhere counts (a centre that predates grants)."""
-        grants = [g for g in self.grants if g.permission in (permission, "*")]
         if not self.grants:
             return self.may(permission)
-        return any(g.covers(branch=branch, owner=owner, user_id=self.user_id, line=line)
-                   for g in grants)
+        return may_at(self.grants, permission, user_id=self.user_id, branch=branch, owner=owner,
+                      line=line)
 
     def branch_prefixes(self, permission: str) -> tuple[str, ...] | None:
         """Branch subtrees where ``permission`` holds, for filtering queries: None means
         everywhere, ``()`` nowhere by branch (maybe ``self`` only, see ``only_own``)."""
         if not self.grants:
             return None if self.may(permission) else ()
-        grants = [g for g in self.grants if g.permission in (permission, "*")]
+        grants = [g for g in self.grants if g.grants(permission)]
         if any(g.scope == "*" for g in grants):
             return None
         return tuple(sorted({g.scope for g in grants if g.scope != "self"}))
 
     def only_own(self, permission: str) -> bool:
         """True when ``permission`` holds only for objects assigned to the caller."""
-        grants = [g for g in self.grants if g.permission in (permission, "*")]
+        grants = [g for g in self.grants if g.grants(permission)]
         return bool(grants) and all(g.scope == "self" for g in grants)
 
     def remaining_s(self) -> float | None:
