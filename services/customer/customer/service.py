@@ -27,10 +27,10 @@ from customer.exceptions import (
     OutOfScope,
     StaleVersion,
 )
+from customer.dependencies import Audit
 from customer.repository import CustomerRepository, duplicate
 from customer.schemas import ShapeError, json_schema
 from invoke_centre.kit import (
-    AuditTrail,
     Caller,
     Conflict,
     Database,
@@ -88,7 +88,7 @@ class CustomerService:
     member = Member(version=__version__)
     caller = Caller()
     uow = Database(migrations=MIGRATIONS, repositories={"customers": CustomerRepository})
-    audit = AuditTrail()
+    audit = Audit()
     dispatch = EventDispatcher()
 
     # --- helpers ------------------------------------------------------------------------------
