@@ -37,6 +37,9 @@ TOKENS = {
     "manager": _who("mgr-1", "5301", "5301", MANAGER_PERMS),
     "manager-pii": _who("mgr-1", "5301", "5301", (*MANAGER_PERMS, "pii")),
     "operator-nopii": _who("op-2", "53", "*", MANAGER_PERMS),
+    # holds customer:read (so the centre lets it through) but no grant that scopes it
+    "agent-nogrant": {"user_id": "agent-5", "roles": ["agent"], "branch": BRANCH,
+                      "permissions": ["customer:read"], "grants": ["customer:write@530102"]},
     # sees the subtree, may change only the customers assigned to them
     "reader": {**_who("mgr-2", "5301", "5301", ("read",)),
                "permissions": ["customer:read", "customer:write"],
