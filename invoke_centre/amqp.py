@@ -13,6 +13,7 @@ durable queue.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -103,6 +104,7 @@ class Bus:
         self.on_registry = on_registry
         self._pending: dict[str, _Slot] = {}
         self._reply_key = f"ics-gateway-{uuid.uuid4().hex}"
+        self.instance = f"gateway-{os.getpid()}-{self._reply_key[-6:]}"
         self._conn: pika.BlockingConnection | None = None
         self._ch = None
         self._ready = threading.Event()
@@ -159,6 +161,7 @@ class Bus:
         ch = conn.channel()
         ch.exchange_declare(wire.RPC_EXCHANGE, "topic", durable=True)
         ch.exchange_declare(wire.REGISTRY_EXCHANGE, "topic", durable=True)
+        ch.exchange_declare(wire.AUDIT_EXCHANGE, "topic", durable=True)
         reply_q = f"ics.reply.{self._reply_key}"
         ch.queue_declare(reply_q, exclusive=True, auto_delete=True)
         ch.queue_bind(reply_q, wire.RPC_EXCHANGE, routing_key=self._reply_key)
@@ -221,6 +224,29 @@ class Bus:
             self._conn.add_callback_threadsafe(publish)
         else:
             publish()
+
+    def publish_audit(self, event: dict) -> None:
+        """Hand an audit event to the bus (persistent); logged in full if the bus is down."""
+        body = json.dumps(event, ensure_ascii=False).encode()
+
+        def publish() -> None:
+            try:
+                self._ch.basic_publish(
+                    wire.AUDIT_EXCHANGE, f"{event['type']}.{event['source']}", body,
+                    pika.BasicProperties(content_type="application/json",
+                                         content_encoding="utf-8", delivery_mode=2,
+                                         message_id=event["event_id"]))
+            except Exception:
+                _log.error("audit event not published: %s", body.decode())
+
+        conn = self._conn
+        if not self._ready.is_set() or conn is None:
+            _log.error("audit event not published (bus down): %s", body.decode())
+            return
+        try:
+            conn.add_callback_threadsafe(publish)
+        except Exception:
+            _log.error("audit event not published: %s", body.decode())
 
     def call(self, service: str, method: str, params: Any, *, headers: dict[str, Any],
              timeout_s: float) -> Any:

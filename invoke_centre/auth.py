@@ -1,16 +1,14 @@
 """Who is calling: bearer tokens to principals.
 
-Until the security issue brings users, terminals and JWTs, a principal comes
-from one of two configured sources: the operator token (``ICS_OPERATOR_TOKEN``,
-all permissions, may use the admin API) and an optional JSON file of
-development tokens (``ICS_TOKENS_FILE``)::
+A principal comes from an access token (a JWT issued at login, see ``tokens.py``) or, for
+machine clients and tests, from a static token in the file named by ``ICS_TOKENS_FILE``
+(off unless set)::
 
     {"<token>": {"user_id": "u1", "roles": ["agent"], "branch": "530102",
                  "permissions": ["customer:read"], "grants": ["customer:read@530102"]}}
 
-(``grants`` default to each permission everywhere.)
-
-Tokens are compared in constant time; nothing is open without one.
+(``grants`` default to each permission everywhere.) Static tokens are compared in constant
+time; nothing is open without a token.
 """
 
 from __future__ import annotations
@@ -19,6 +17,9 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
+
+from invoke_centre.grants import Grant, may_at
 
 ADMIN_PERMISSION = "ics:admin"
 
@@ -30,11 +31,13 @@ class Principal:
     branch: str | None = None
     terminal_id: str | None = None
     permissions: frozenset[str] = field(default_factory=frozenset)
-    # "permission@scope[/line]" strings, see invoke_centre.kit.context.Grant
-    grants: tuple[str, ...] = ()
+    grants: tuple[Grant, ...] = ()
 
     def may(self, permission: str) -> bool:
         return "*" in self.permissions or permission in self.permissions
+
+    def may_at(self, permission: str, *, branch: str | None, owner: str | None = None) -> bool:
+        return may_at(self.grants, permission, user_id=self.user_id, branch=branch, owner=owner)
 
     @property
     def is_admin(self) -> bool:
@@ -42,20 +45,22 @@ class Principal:
 
 
 class Authenticator:
-    def __init__(self, operator_token: str = "", tokens_file: str = "") -> None:
+    """Static tokens first, then ``verify`` (the JWT check) and ``lookup`` (the principal)."""
+
+    def __init__(self, tokens_file: str = "",
+                 verify: Callable[[str], dict[str, Any]] | None = None,
+                 lookup: Callable[[str, str | None], Principal | None] | None = None) -> None:
         self._tokens: list[tuple[bytes, Principal]] = []
-        if operator_token:
-            self._tokens.append((operator_token.encode(), Principal(
-                user_id="operator", roles=("operator",), permissions=frozenset({"*"}),
-                grants=("*@*",))))
+        self._verify, self._lookup = verify, lookup
+        self.last_error: str | None = None
         if tokens_file:
             for token, p in json.loads(Path(tokens_file).read_text()).items():
                 self._tokens.append((token.encode(), Principal(
                     user_id=str(p["user_id"]), roles=tuple(p.get("roles", ())),
                     branch=p.get("branch"), terminal_id=p.get("terminal_id"),
                     permissions=frozenset(p.get("permissions", ())),
-                    grants=tuple(p.get("grants") or (f"{perm}@*" for perm in
-                                                      p.get("permissions", ()))))))
+                    grants=tuple(Grant.parse(g) for g in (p.get("grants") or [
+                        f"{perm}@*" for perm in p.get("permissions", ())])))))
 
     def authenticate(self, authorization: str | None) -> Principal | None:
         if not authorization or not authorization.startswith("Bearer "):
@@ -65,4 +70,11 @@ class Authenticator:
         for token, principal in self._tokens:  # no early exit: same time for every token
             if hmac.compare_digest(token, given):
                 found = principal
-        return found
+        if found is not None or self._verify is None or given.count(b".") != 2:
+            return found
+        try:
+            claims = self._verify(given.decode())
+        except Exception as exc:  # TokenError, or anything a forged token provokes
+            self.last_error = str(exc)
+            return None
+        return self._lookup(claims["sub"], claims.get("tid")) if self._lookup else None

@@ -1,14 +1,16 @@
 """``ics``: the operators' command-line tool.
 
-Everything but ``ics db upgrade`` goes through the gateway's admin API
-(``--url`` / ``ICS_URL``, ``--token`` / ``ICS_OPERATOR_TOKEN``), so the CLI,
-the console and scripts change the mesh the same way and every change is
-versioned.
+Everything but ``ics db upgrade`` and ``ics bootstrap`` goes through the gateway's API
+(``--url`` / ``ICS_URL``), as the operator who logged in with ``ics login`` (the session is kept
+in ``ICS_SESSION``, default ``~/.config/ics/session.json``, and refreshed when it expires) or
+with a static token (``--token`` / ``ICS_TOKEN``). So the CLI, the console and scripts change
+the mesh the same way, and every change is versioned and audited.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,27 +24,67 @@ from rich.table import Table
 console = Console(width=None if sys.stdout.isatty() else 200)
 
 
+def _session_path() -> Path:
+    return Path(os.environ.get("ICS_SESSION") or Path.home() / ".config" / "ics" / "session.json")
+
+
 class Api:
     def __init__(self, url: str, token: str) -> None:
         self.url, self.token = url.rstrip("/"), token
+        self.session = None if token else self._load_session()
+
+    @staticmethod
+    def _load_session() -> dict | None:
+        path = _session_path()
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def _bearer(self) -> str:
+        if self.token:
+            return self.token
+        if not self.session:
+            raise click.ClickException("not logged in: run `ics login` (or give --token)")
+        return self.session["access_token"]
+
+    def _refresh(self) -> bool:
+        if not self.session:
+            return False
+        resp = requests.post(f"{self.url}/v1/auth/refresh", timeout=10,
+                             json={"refresh_token": self.session["refresh_token"]})
+        if resp.status_code != 200:
+            return False
+        self.session.update(resp.json()["data"])
+        save_session(self.session)
+        return True
 
     def __call__(self, method: str, path: str, body: Any = None, **params) -> Any:
         try:
-            resp = requests.request(method, f"{self.url}{path}", json=body, params=params,
-                                    headers={"Authorization": f"Bearer {self.token}"},
-                                    timeout=10)
+            resp = self._send(method, path, body, params)
+            if resp.status_code == 401 and not self.token and self._refresh():
+                resp = self._send(method, path, body, params)
         except requests.RequestException as exc:
             raise click.ClickException(f"cannot reach the gateway at {self.url}: {exc}")
         try:
             payload = resp.json()
         except ValueError:
             raise click.ClickException(f"{resp.status_code}: {resp.text[:200]}")
-        if not payload.get("ok"):
+        if not isinstance(payload, dict) or not payload.get("ok"):
             err = payload.get("error", {})
             detail = f"\n{json.dumps(err['fields'], indent=2)}" if err.get("fields") else ""
             raise click.ClickException(f"{resp.status_code} {err.get('code')}: "
                                        f"{err.get('message')}{detail}")
         return payload["data"]
+
+    def _send(self, method: str, path: str, body: Any, params: dict) -> requests.Response:
+        return requests.request(method, f"{self.url}{path}", json=body, params=params,
+                                headers={"Authorization": f"Bearer {self._bearer()}"},
+                                timeout=10)
+
+
+def save_session(session: dict) -> None:
+    path = _session_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(session))
+    path.chmod(0o600)
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
@@ -56,7 +98,7 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 @click.group()
 @click.option("--url", envvar="ICS_URL", default="http://127.0.0.1:8080", show_default=True)
-@click.option("--token", envvar="ICS_OPERATOR_TOKEN", default="")
+@click.option("--token", envvar="ICS_TOKEN", default="", help="a static API token")
 @click.option("--json", "as_json", is_flag=True, help="print the raw JSON answer")
 @click.pass_context
 def main(ctx: click.Context, url: str, token: str, as_json: bool) -> None:
@@ -80,11 +122,12 @@ def db() -> None:
 def db_upgrade() -> None:
     """Create or migrate the centre's database (ICS_DB_URI) to the newest revision."""
     from invoke_centre.config import Settings
-    from invoke_centre.db import make_engine, upgrade
-    from invoke_centre.registrar import MIGRATIONS
+    from invoke_centre.db import make_engine
+
+    from invoke_centre.registrar import prepare_database
 
     settings = Settings()
-    upgrade(settings.db_uri, MIGRATIONS, engine=make_engine(settings.db_uri))
+    prepare_database(settings.db_uri, make_engine(settings.db_uri))
     click.echo(f"database at {settings.db_uri.split('@')[-1]} is up to date")
 
 
@@ -226,6 +269,203 @@ def bus(ctx: click.Context) -> None:
     t = data["totals"]
     console.print(f"{t['queues']} queues, {t['ready']} ready, {t['unacked']} unacked, "
                   f"{t['dead_letters']} dead letters, {t['alerts']} alerts")
+
+
+# --- identity ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--phone", required=True, help="the administrator's mobile number")
+@click.option("--name", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              envvar="ICS_BOOTSTRAP_PASSWORD")
+@click.option("--branch-code", default="1", show_default=True, help="the head office's code")
+@click.option("--branch-name", default="Head office", show_default=True)
+def bootstrap(phone: str, name: str, password: str, branch_code: str, branch_name: str) -> None:
+    """Create the first administrator (and a console terminal) in an empty centre."""
+    from sqlalchemy.orm import sessionmaker
+
+    from invoke_centre import identity
+    from invoke_centre.config import Settings
+    from invoke_centre.db import make_engine
+    from invoke_centre.registrar import prepare_database
+
+    settings = Settings()
+    engine = make_engine(settings.db_uri)
+    prepare_database(settings.db_uri, engine)
+    with sessionmaker(bind=engine)() as session:
+        try:
+            result = identity.bootstrap_admin(session, phone=phone, name=name, password=password,
+                                              branch_code=branch_code, branch_name=branch_name)
+            session.commit()
+        except identity.IdentityError as err:
+            raise click.ClickException(f"{err} {json.dumps(err.fields, ensure_ascii=False)}")
+    click.echo(json.dumps({"user_id": result.user.id, "terminal_id": result.terminal_id}))
+
+
+@main.command()
+@click.option("--phone", required=True)
+@click.option("--terminal", "terminal_id", required=True, envvar="ICS_TERMINAL")
+@click.option("--password", prompt=True, hide_input=True, envvar="ICS_PASSWORD")
+@click.pass_context
+def login(ctx: click.Context, phone: str, terminal_id: str, password: str) -> None:
+    """Log in as an operator from a console terminal; the session is saved for later commands."""
+    api: Api = ctx.obj["api"]
+    resp = requests.post(f"{api.url}/v1/auth/login", timeout=10, json={
+        "phone": phone, "password": password, "terminal_id": terminal_id})
+    if resp.status_code != 200:
+        raise click.ClickException(f"{resp.status_code}: {resp.json()['error']['message']}")
+    save_session(resp.json()["data"])
+    click.echo("logged in")
+
+
+@main.command()
+@click.pass_context
+def logout(ctx: click.Context) -> None:
+    """End the saved session."""
+    ctx.obj["api"]("POST", "/v1/auth/logout", {})
+    _session_path().unlink(missing_ok=True)
+    click.echo("logged out")
+
+
+@main.command()
+@click.pass_context
+def token(ctx: click.Context) -> None:
+    """Print the current access token (for curl), refreshing the session first."""
+    api: Api = ctx.obj["api"]
+    api("GET", "/v1/auth/me")
+    click.echo(api._bearer())
+
+
+@main.command()
+@click.pass_context
+def users(ctx: click.Context) -> None:
+    """Users within your reach."""
+    data = ctx.obj["api"]("GET", "/v1/admin/users")
+    if not _show(ctx, data):
+        _table("users", ["id", "name", "phone", "kind", "branch", "status"],
+               [[u["id"], u["name"], u["phone"], u["kind"], u["branch_code"], u["status"]]
+                for u in data])
+
+
+@main.group()
+def user() -> None:
+    """Manage one user."""
+
+
+@user.command("add")
+@click.option("--phone", required=True)
+@click.option("--name", required=True)
+@click.option("--kind", required=True, help="agent, customer_manager, operator, auditor, …")
+@click.option("--branch", "branch_code")
+@click.option("--pin")
+@click.option("--password")
+@click.option("--operator-level", type=int)
+@click.pass_context
+def user_add(ctx: click.Context, **body: Any) -> None:
+    data = ctx.obj["api"]("POST", "/v1/admin/users", {k: v for k, v in body.items() if v})
+    click.echo(json.dumps(data, ensure_ascii=False))
+
+
+@user.command("grant")
+@click.argument("user_id")
+@click.argument("role")
+@click.argument("scope")
+@click.option("--line", help="life or property")
+@click.pass_context
+def user_grant(ctx: click.Context, user_id: str, role: str, scope: str, line: str | None) -> None:
+    """Give USER_ID the ROLE within SCOPE (a branch code, * or self)."""
+    data = ctx.obj["api"]("POST", f"/v1/admin/users/{user_id}/grants",
+                          {"role": role, "scope": scope, "line": line})
+    click.echo(json.dumps(data))
+
+
+@user.command("logout")
+@click.argument("user_id")
+@click.pass_context
+def user_logout(ctx: click.Context, user_id: str) -> None:
+    """Force USER_ID to log in again, on every terminal."""
+    click.echo(json.dumps(ctx.obj["api"]("POST", f"/v1/admin/users/{user_id}/logout", {})))
+
+
+@user.command("disable")
+@click.argument("user_id")
+@click.pass_context
+def user_disable(ctx: click.Context, user_id: str) -> None:
+    click.echo(json.dumps(ctx.obj["api"]("PATCH", f"/v1/admin/users/{user_id}",
+                                         {"status": "disabled"}), ensure_ascii=False))
+
+
+@main.command("role")
+@click.argument("name")
+@click.argument("permissions", nargs=-1, required=True)
+@click.option("--description", default="")
+@click.pass_context
+def role_set(ctx: click.Context, name: str, permissions: tuple[str, ...],
+             description: str) -> None:
+    """Define role NAME as PERMISSIONS (replacing what it had)."""
+    click.echo(json.dumps(ctx.obj["api"]("POST", "/v1/admin/roles", {
+        "name": name, "permissions": list(permissions), "description": description})))
+
+
+@main.command("branch")
+@click.argument("code")
+@click.argument("name")
+@click.option("--kind", required=True, help="province, prefecture, county, outlet")
+@click.option("--parent", "parent_code")
+@click.pass_context
+def branch_add(ctx: click.Context, code: str, name: str, kind: str,
+               parent_code: str | None) -> None:
+    """Add a branch; its code starts with its parent's."""
+    click.echo(json.dumps(ctx.obj["api"]("POST", "/v1/admin/branches", {
+        "code": code, "name": name, "kind": kind, "parent_code": parent_code}),
+        ensure_ascii=False))
+
+
+@main.command()
+@click.pass_context
+def terminals(ctx: click.Context) -> None:
+    """Every terminal, its status and users."""
+    data = ctx.obj["api"]("GET", "/v1/admin/terminals")
+    if not _show(ctx, data):
+        _table("terminals", ["id", "class", "status", "users", "imei", "key version"],
+               [[t["id"], t["terminal_class"], t["status"], ", ".join(t["users"]), t["imei"],
+                 t["key_version"]] for t in data])
+
+
+@main.group()
+def terminal() -> None:
+    """Manage one terminal."""
+
+
+@terminal.command("enrol")
+@click.option("--user", "user_ids", multiple=True, required=True)
+@click.option("--class", "terminal_class", default="phone", show_default=True)
+@click.option("--imei")
+@click.option("--imsi")
+@click.pass_context
+def terminal_enrol(ctx: click.Context, user_ids: tuple[str, ...], terminal_class: str,
+                   imei: str | None, imsi: str | None) -> None:
+    """Enrol a terminal; give the printed enrolment code to the device."""
+    click.echo(json.dumps(ctx.obj["api"]("POST", "/v1/admin/terminals", {
+        "user_ids": list(user_ids), "terminal_class": terminal_class, "imei": imei,
+        "imsi": imsi})))
+
+
+for _action in ("lost", "deregister"):
+    @terminal.command(_action)
+    @click.argument("terminal_id")
+    @click.pass_context
+    def _terminal_status(ctx: click.Context, terminal_id: str, _action: str = _action) -> None:
+        click.echo(json.dumps(ctx.obj["api"]("POST",
+                                             f"/v1/admin/terminals/{terminal_id}/{_action}",
+                                             {})))
+
+
+@main.command("rotate-keys")
+@click.option("--use", type=click.Choice(["sig", "enc"]), default="sig", show_default=True)
+@click.pass_context
+def rotate_keys(ctx: click.Context, use: str) -> None:
+    """A new signing (or encryption) key for the centre; the old one fades out."""
+    click.echo(json.dumps(ctx.obj["api"]("POST", "/v1/admin/keys/rotate", {"use": use})))
 
 
 if __name__ == "__main__":

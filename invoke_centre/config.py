@@ -20,7 +20,10 @@ class Settings:
     management_uri: str = field(default_factory=lambda: os.environ.get(
         "ICS_MANAGEMENT_URI", "http://guest:guest@127.0.0.1:15672"))
     db_uri: str = field(default_factory=lambda: os.environ.get("ICS_DB_URI") or _default_db())
-    operator_token: str = field(default_factory=lambda: os.environ.get("ICS_OPERATOR_TOKEN", ""))
+    token_issuer: str = field(default_factory=lambda: os.environ.get("ICS_TOKEN_ISSUER",
+                                                                     "palm-ics"))
+    token_audience: str = field(default_factory=lambda: os.environ.get("ICS_TOKEN_AUDIENCE",
+                                                                       "palm-api"))
     tokens_file: str = field(default_factory=lambda: os.environ.get("ICS_TOKENS_FILE", ""))
     # the longest deadline any call may have, whatever its route says
     max_timeout_ms: int = field(default_factory=lambda: int(os.environ.get(

@@ -26,14 +26,18 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from invoke_centre import metrics, openapi, registry, wire
+from invoke_centre import metrics, openapi, protection, registry, wire
 from invoke_centre.amqp import Bus, BusError, DeadlinePassed, Unavailable
+from invoke_centre.audit_events import audit_event
 from invoke_centre.auth import Authenticator, Principal
 from invoke_centre.busview import BusView, BusViewError
 from invoke_centre.config import Settings
 from invoke_centre.idempotency import IdempotencyStore
 from invoke_centre.db import make_engine
 from invoke_centre.registry import RegistryError, RoutingTable
+from invoke_centre.security_api import RULES as SECURITY_RULES
+from invoke_centre.security_api import SecurityApi
+from invoke_centre.tokens import SecurityView
 
 _log = logging.getLogger(__name__)
 
@@ -134,7 +138,10 @@ class Centre:
         self.sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.routes = RouteCache(self.sessions, settings.poll_s)
         self.bus = Bus(settings.amqp_uri)
-        self.auth = Authenticator(settings.operator_token, settings.tokens_file)
+        self.security = SecurityView(self.sessions, issuer=settings.token_issuer,
+                                     audience=settings.token_audience, poll_s=settings.poll_s)
+        self.auth = Authenticator(settings.tokens_file, verify=self.security.verify_access,
+                                  lookup=self.security.principal)
         self.idempotency = IdempotencyStore(self.sessions, settings.idempotency_ttl_s)
         self.busview = BusView(settings.management_uri, settings.amqp_uri)
         self._started = False
@@ -144,8 +151,20 @@ class Centre:
         with self._start_lock:
             if not self._started:
                 self.routes.start()
+                self.security.start()
                 self.bus.start()
                 self._started = True
+
+    def audit(self, type_: str, *, who: dict, request_id: str, operation: str | None = None,
+              object_: str | None = None, params: Any = None, outcome: str = "success",
+              detail: dict | None = None) -> None:
+        """Publish an audit event of the centre's own."""
+        self.bus.publish_audit(audit_event(
+            type_, source="invoke_centre", who=who,
+            where={"request_id": request_id, "named_request": operation,
+                   "service": "invoke_centre", "instance": self.bus.instance},
+            operation=operation, object_=object_, params=params, outcome=outcome,
+            detail=detail))
 
     def close(self) -> None:
         self.bus.close()
@@ -199,7 +218,14 @@ def _remote_error(error: dict) -> ApiError:
     return ApiError(500, "service_error", "the service failed to answer this request")
 
 
-class Gateway:
+def who(principal: Principal | None) -> dict[str, Any]:
+    if principal is None:
+        return {}
+    return {"user_id": principal.user_id, "roles": list(principal.roles),
+            "branch": principal.branch, "terminal_id": principal.terminal_id}
+
+
+class Gateway(SecurityApi):
     def __init__(self, centre: Centre) -> None:
         self.centre = centre
         self.url_map = Map([
@@ -217,6 +243,7 @@ class Gateway:
             Rule("/v1/admin/manifests", methods=["POST"], endpoint="admin_manifest"),
             Rule("/v1/admin/aliases/<alias>", methods=["PUT", "DELETE"], endpoint="admin_alias"),
             Rule("/v1/admin/changes", methods=["GET"], endpoint="admin_changes"),
+            *[r.empty() for r in SECURITY_RULES],
         ], strict_slashes=False)
 
     # --- WSGI ---------------------------------------------------------------
@@ -257,19 +284,41 @@ class Gateway:
             raise ApiError(401, "unauthenticated", "a valid bearer token is required")
         return principal
 
-    def _admin(self, request: Request) -> Principal:
+    def _admin(self, request: Request, permission: str = "ics:routes") -> Principal:
+        """An operator holding ``permission`` (or ``ics:admin``) somewhere."""
         principal = self._principal(request)
-        if not principal.is_admin:
-            raise ApiError(403, "forbidden", "operator rights are required")
+        if not (principal.may(permission) or principal.is_admin):
+            self._audit("over_privilege", principal, request_id_var.get(),
+                        operation=f"{request.method} {request.path}", outcome="refused",
+                        detail={"needs": permission})
+            raise ApiError(403, "forbidden", f"this needs the operator permission {permission}")
         return principal
 
-    def _body(self, request: Request, *, want_object: bool = True) -> Any:
+    def _audit(self, type_: str, principal: Principal | None, rid: str, **kw: Any) -> None:
+        self.centre.audit(type_, who=who(principal), request_id=rid, **kw)
+
+    def _publish(self, events, rid: str, operation: str) -> None:
+        for type_, kw in events.items:
+            self.centre.audit(type_, request_id=rid, operation=operation, **kw)
+
+    @staticmethod
+    def _dumps(body: Any) -> str:
+        return json.dumps(body, ensure_ascii=False, default=str)
+
+    def _raw(self, request: Request) -> bytes:
         limit = self.centre.settings.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise ApiError(413, "too_large", f"the body is over {limit} bytes")
         raw = request.stream.read(limit + 1)
         if len(raw) > limit:
             raise ApiError(413, "too_large", f"the body is over {limit} bytes")
+        return raw
+
+    def _body(self, request: Request, *, want_object: bool = True) -> Any:
+        return self._parse(self._raw(request), want_object=want_object)
+
+    @staticmethod
+    def _parse(raw: bytes, *, want_object: bool = True) -> Any:
         if not raw.strip():
             if want_object:
                 return {}
@@ -315,8 +364,10 @@ class Gateway:
         if route is None or not route.enabled:
             raise ApiError(404, "unknown_request", f"no named request {name!r} is served")
         if not principal.may(route.permission):
+            self._audit("over_privilege", principal, rid, operation=name, outcome="refused",
+                        detail={"needs": route.permission})
             raise ApiError(403, "forbidden", f"{name} needs the permission {route.permission}")
-        params = self._body(request)
+        params, level, terminal = self._open(request, rid, route, principal)
         fields = field_errors(self.centre.routes.validator(route), params)
         if fields:
             raise ApiError(400, "invalid_input", "the parameters do not fit the request",
@@ -352,9 +403,51 @@ class Gateway:
             if key:  # nothing sure was done: free the key for a retry
                 self.centre.idempotency.finish(principal.user_id, key, 500, "")
             raise
+        if level == "sealed":
+            try:
+                sealed = protection.seal_answer(response.get_data(), terminal)
+            except protection.ProtectionError as exc:
+                raise ApiError(401, "protection_failed", str(exc))
+            response.set_data(sealed)
+            response.mimetype = protection.JOSE
         if key:
             self._remember(principal, key, response)
         return response
+
+    def _open(self, request: Request, rid: str, route: registry.Route, principal: Principal):
+        """The parameters, checked against the protection the route and terminal need."""
+        security = self.centre.security
+        terminal = security.terminal(principal.terminal_id)
+        cls = security.classes.get(terminal.terminal_class) if terminal else None
+        needed = protection.required_level(route.sensitivity,
+                                           cls.min_sensitivity if cls else None)
+        raw = self._raw(request)
+        try:
+            opened = protection.open_request(raw, request.content_type or "", name=route.name,
+                                             terminal=terminal, view=security,
+                                             sessions=self.centre.sessions)
+        except protection.ProtectionError as exc:
+            if exc.abnormal:
+                self._audit("abnormal", principal, rid, operation=route.name, outcome="refused",
+                            detail={"reason": str(exc)})
+            raise ApiError(401, "protection_failed", str(exc))
+        if opened is None:
+            opened = protection.Opened(self._parse(raw), "normal")
+        if protection.LEVELS[opened.level] < protection.LEVELS[needed]:
+            raise ApiError(401, "protection_required",
+                           f"{route.name} must be sent {needed} from this terminal")
+        if not isinstance(opened.params, dict):
+            raise ApiError(400, "invalid_json", "the parameters must be a JSON object",
+                           {"_": ["must be an object"]})
+        if opened.jws:
+            from invoke_centre.models import SignedRequest
+
+            with self.centre.sessions() as session:  # kept for non-repudiation
+                session.add(SignedRequest(request_id=rid, terminal_id=terminal.id,
+                                          user_id=principal.user_id, name=route.name,
+                                          jws=opened.jws, at=registry.utcnow()))
+                session.commit()
+        return opened.params, opened.level, terminal
 
     def _remember(self, principal: Principal, key: str, response: Response) -> None:
         self.centre.idempotency.finish(principal.user_id, key, response.status_code,
@@ -374,7 +467,7 @@ class Gateway:
             "nameko.branch": principal.branch or "",
             "nameko.terminal_id": principal.terminal_id or "",
             "nameko.permissions": ",".join(sorted(principal.permissions)),
-            "nameko.grants": ",".join(principal.grants),
+            "nameko.grants": ",".join(str(g) for g in principal.grants),
             "nameko.deadline": deadline_ms,
             "nameko.named_request": route.alias_of or route.name,
         }
@@ -435,7 +528,7 @@ class Gateway:
         return Response((_STATIC / "docs.html").read_bytes(), mimetype="text/html")
 
     def on_bus(self, request: Request, rid: str) -> Response:
-        self._admin(request)
+        self._admin(request, "ics:ops")
         try:
             view = self.centre.busview.snapshot(live=self.centre.bus.live.snapshot())
         except BusViewError as exc:
@@ -446,7 +539,9 @@ class Gateway:
     def _ok(self, data: Any, rid: str, status: int = 200) -> Response:
         return _json(status, {"ok": True, "data": data, "request_id": rid}, rid)
 
-    def _write(self, fn, *args, **kwargs):
+    def _write(self, fn, *args, audit: tuple | None = None, rid: str | None = None, **kwargs):
+        """Run ``fn(session, ...)`` in one transaction; then publish the admin change and
+        make this process see it at once (the others see it at their next poll)."""
         with self.centre.sessions() as session:
             try:
                 result = fn(session, *args, **kwargs)
@@ -461,6 +556,11 @@ class Gateway:
                 raise ApiError(400, "invalid_manifest", "the manifest breaks the contract",
                                err.fields)
         self.centre.routes.refresh()
+        self.centre.security.refresh()
+        if audit is not None:
+            principal, operation, object_, params = audit
+            self._audit("admin_change", principal, rid or request_id_var.get(),
+                        operation=operation, object_=object_, params=params)
         return result
 
     def on_admin_services(self, request: Request, rid: str) -> Response:
@@ -500,7 +600,8 @@ class Gateway:
         if unknown:
             raise ApiError(400, "invalid_change", "unknown fields",
                            {k: ["is not a route setting"] for k in sorted(unknown)})
-        route = self._write(registry.change_route, name, actor=admin.user_id, **body)
+        route = self._write(registry.change_route, name, actor=admin.user_id, **body,
+                            audit=(admin, "admin.route.change", f"route:{name}", body), rid=rid)
         return self._ok(route.to_dict(), rid)
 
     def on_admin_manifest(self, request: Request, rid: str) -> Response:
@@ -511,21 +612,25 @@ class Gateway:
             raise ApiError(409, "conflict", f"{service} announces itself; its own manifest "
                            "defines its routes (change routes with PATCH instead)")
         changed = self._write(registry.accept_manifest, manifest, source="operator",
-                              actor=admin.user_id)
+                              actor=admin.user_id, rid=rid,
+                              audit=(admin, "admin.manifest.register", f"service:{service}",
+                                     None))
         return self._ok({"changed": changed, "version": self.centre.routes.table.version}, rid,
                         201 if changed else 200)
 
     def on_admin_alias(self, request: Request, rid: str, alias: str) -> Response:
         admin = self._admin(request)
         if request.method == "DELETE":
-            self._write(registry.remove_alias, alias, actor=admin.user_id)
+            self._write(registry.remove_alias, alias, actor=admin.user_id, rid=rid,
+                        audit=(admin, "admin.alias.remove", f"route:{alias}", None))
             return self._ok({"alias": alias, "removed": True}, rid)
         body = self._body(request)
         target = body.get("target")
         if not isinstance(target, str):
             raise ApiError(400, "invalid_change", "give the target route",
                            {"target": ["is required"]})
-        self._write(registry.set_alias, alias, target, actor=admin.user_id)
+        self._write(registry.set_alias, alias, target, actor=admin.user_id, rid=rid,
+                    audit=(admin, "admin.alias.set", f"route:{alias}", body))
         return self._ok({"alias": alias, "target": target}, rid)
 
     def on_admin_changes(self, request: Request, rid: str) -> Response:

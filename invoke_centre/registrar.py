@@ -31,6 +31,17 @@ QUEUE = "ics.registrar"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+def prepare_database(uri: str, engine) -> None:
+    """Migrate, and make sure the centre has its keys and terminal classes."""
+    from invoke_centre import terminals, tokens
+
+    upgrade(uri, MIGRATIONS, engine=engine)
+    with sessionmaker(bind=engine)() as session:
+        tokens.ensure_keys(session)
+        terminals.ensure_default_classes(session)
+        session.commit()
+
+
 class Registrar:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -81,7 +92,7 @@ class Registrar:
             _log.info("%d instance(s) stopped beating", swept)
 
     def run(self) -> None:
-        upgrade(self.settings.db_uri, MIGRATIONS, engine=self.engine)
+        prepare_database(self.settings.db_uri, self.engine)
         while not self._stopping:
             try:
                 self._consume()
@@ -127,7 +138,7 @@ class Registrar:
 def main() -> None:
     from invoke_centre.gateway import configure_logging
 
-    configure_logging()
+    configure_logging()  # ICS_LOG_LEVEL
     registrar = Registrar(Settings())
     signal.signal(signal.SIGTERM, registrar.stop)
     signal.signal(signal.SIGINT, registrar.stop)

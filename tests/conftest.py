@@ -165,6 +165,8 @@ class Mesh:
         self.procs: dict[str, subprocess.Popen] = {}
         tokens_file = workdir / "tokens.json"
         tokens_file.write_text(json.dumps({
+            OPERATOR_TOKEN: {"user_id": "operator", "roles": ["operator"],
+                             "permissions": ["*"]},
             AGENT_TOKEN: {"user_id": "agent-7", "roles": ["agent"], "branch": "530102",
                           "permissions": ["quote:read", "quote:write"]},
             READER_TOKEN: {"user_id": "reader-1", "roles": ["agent"], "branch": "530300",
@@ -175,7 +177,6 @@ class Mesh:
             **os.environ,
             "AMQP_URI": amqp_uri,
             "ICS_DB_URI": db_uri,
-            "ICS_OPERATOR_TOKEN": OPERATOR_TOKEN,
             "ICS_TOKENS_FILE": str(tokens_file),
             "ICS_MANAGEMENT_URI": MGMT.replace("http://", "http://guest:guest@"),
             "ICS_HEARTBEAT_S": "1",

@@ -12,9 +12,10 @@
             ...
 """
 
-from invoke_centre.kit.audit import AuditTrail, audit_event
+from invoke_centre.audit_events import audit_event
+from invoke_centre.kit.audit import AuditTrail
 from invoke_centre.kit.context import Caller, CallerContext, Grant
-from invoke_centre.kit.privacy import mask_id_number, mask_mobile, mask_params
+from invoke_centre.privacy import mask_id_number, mask_mobile, mask_params
 from invoke_centre.kit.database import Database, UnitOfWork, make_engine, upgrade
 from invoke_centre.kit.errors import (
     Conflict,

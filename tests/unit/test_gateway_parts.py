@@ -76,8 +76,9 @@ def test_a_foreign_service_may_send_fields_at_the_top():
 def test_tokens(tmp_path):
     f = tmp_path / "t.json"
     f.write_text(json.dumps({"tok": {"user_id": "u1", "roles": ["agent"],
-                                     "permissions": ["a:read"]}}))
-    auth = Authenticator("op", str(f))
+                                     "permissions": ["a:read"]},
+                             "op": {"user_id": "op", "permissions": ["*"]}}))
+    auth = Authenticator(str(f))
     assert auth.authenticate("Bearer op").is_admin
     agent = auth.authenticate("Bearer tok")
     assert agent.user_id == "u1" and agent.may("a:read") and not agent.may("a:write")
