@@ -528,32 +528,63 @@ class Mesh:
         self.procs = Procs()
         self.port = args.port
         self.db = Path(args.workdir) / "bench.db"
+        self.src = ROOT  # where invoke_centre/ and deploy/ are imported from
+        tokens = Path(args.workdir) / "tokens.json"
         self.env = {**os.environ,
                     "AMQP_URI": args.amqp_uri,
                     "ICS_DB_URI": f"sqlite:///{self.db}",
-                    "ICS_OPERATOR_TOKEN": TOKEN,
+                    "ICS_OPERATOR_TOKEN": TOKEN,  # older gateways
+                    "ICS_TOKENS_FILE": str(tokens),  # newer ones: a static token
                     "PYTHONUNBUFFERED": "1",
                     "PYTHONWARNINGS": "ignore"}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        self.env.pop("PYTHONPATH", None)
         self.gateway_cfg: tuple[int, int] | None = None
         self.watch: RegistryWatch | None = None
         self.service_pid: int | None = None
 
     # database and registrar
-    def prepare(self) -> None:
-        Path(self.args.workdir).mkdir(parents=True, exist_ok=True)
+    def prepare(self) -> dict:
+        """A fresh database, a token, and (with --code head) a snapshot of the committed code.
+
+        Others edit the work tree while this runs: by default the mesh runs the committed
+        ``invoke_centre/`` and ``deploy/`` of HEAD, exported to the work dir, so that a
+        half-saved file cannot break a run or change what is measured midway.
+        """
+        work = Path(self.args.workdir)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "tokens.json").write_text(json.dumps({TOKEN: {
+            "user_id": "bench", "roles": ["operator"], "permissions": ["*"]}}))
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "invoke_centre", "deploy"],
+                               cwd=ROOT, capture_output=True, text=True).stdout.strip()
+        if self.args.code == "head":
+            src = work / "src"
+            shutil.rmtree(src, ignore_errors=True)
+            src.mkdir()
+            archive = subprocess.run(["git", "archive", "HEAD", "invoke_centre", "deploy"],
+                                     cwd=ROOT, capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+            self.src = src
+            # first on sys.path for every process (their cwd is src too, or bench/)
+            self.env["PYTHONPATH"] = str(src)
+        code = {"code": self.args.code, "commit": commit,
+                "work_tree_changes": dirty.splitlines() if self.args.code == "worktree" else [],
+                "imported_from": str(self.src)}
         for suffix in ("", "-wal", "-shm"):
             Path(f"{self.db}{suffix}").unlink(missing_ok=True)
         subprocess.run([str(VENV / "ics"), "db", "upgrade"], env=self.env, check=True,
-                       capture_output=True)
+                       capture_output=True, cwd=self.src)
+        return code
 
     def start_registrar(self) -> None:
         self.procs.start("registrar", [str(VENV / "python"), "-m", "invoke_centre.registrar"],
-                         self.env)
+                         self.env, cwd=self.src)
 
     # gateway
     def start_gateway(self, workers: int, threads: int) -> None:
-        conf = ROOT / "deploy" / "gunicorn.conf.py"
+        conf = self.src / "deploy" / "gunicorn.conf.py"
         cmd = [str(VENV / "gunicorn")]
         if conf.exists():
             cmd += ["-c", str(conf)]
@@ -563,7 +594,7 @@ class Mesh:
                 "invoke_centre.wsgi:application"]
         env = {**self.env, "ICS_WORKERS": str(workers), "ICS_THREADS": str(threads),
                "ICS_BIND": f"127.0.0.1:{self.port}"}
-        self.procs.start("gateway", cmd, env)
+        self.procs.start("gateway", cmd, env, cwd=self.src)
         self.gateway_cfg = (workers, threads)
         deadline = time.time() + 30
         h = Http(self.port)
@@ -607,7 +638,9 @@ class Mesh:
         p = self.procs.start("echo_service",
                              [str(VENV / "nameko"), "run", "--config", "echo.yaml",
                               "echo_service"],
-                             {**self.env, "PYTHONPATH": str(BENCH)}, cwd=BENCH)
+                             {**self.env, "PYTHONPATH": os.pathsep.join(
+                                 p for p in (str(BENCH), self.env.get("PYTHONPATH")) if p)},
+                             cwd=BENCH)
         self.service_pid = p.pid
         return t, p
 
@@ -689,7 +722,7 @@ def phase_fixed_rate(mesh: Mesh, args, rate: int, duration: float | None = None)
     return res
 
 
-def import_times() -> dict:
+def import_times(env: dict, cwd: Path) -> dict:
     """What a service's start pays before any of its own code runs: imports (median of 3)."""
     out = {}
     for label, stmt in (("python", "pass"),
@@ -700,11 +733,12 @@ def import_times() -> dict:
         for _ in range(3):
             t0 = time.perf_counter()
             subprocess.run([str(VENV / "python"), "-W", "ignore", "-c", stmt], check=True,
-                           capture_output=True)
+                           capture_output=True, env=env, cwd=cwd)
             runs.append(time.perf_counter() - t0)
         out[label] = r(sorted(runs)[1], 3)
     top = subprocess.run([str(VENV / "python"), "-W", "ignore", "-X", "importtime", "-c",
-                          "import invoke_centre.kit"], capture_output=True, text=True).stderr
+                          "import invoke_centre.kit"], capture_output=True, text=True,
+                         env=env, cwd=cwd).stderr
     rows = []
     for ln in top.splitlines():
         m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|(\s*)(\S+)", ln)
@@ -933,6 +967,8 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=18080)
     ap.add_argument("--amqp-uri", default="amqp://guest:guest@127.0.0.1:5672/bench")
     ap.add_argument("--workdir", default="/tmp/ics-bench")
+    ap.add_argument("--code", choices=["head", "worktree"], default="head",
+                    help="run the committed invoke_centre/ (a snapshot of HEAD) or the work tree")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--noise", type=float, default=0.25,
                     help="redo a phase when other processes took more cores than this")
@@ -963,7 +999,7 @@ def main() -> None:
     mesh = Mesh(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
-        mesh.prepare()
+        res["code"] = mesh.prepare()
 
         # 1. bare pika
         log("1: raw pika against a bare pika echo")
@@ -1082,7 +1118,7 @@ def main() -> None:
         res["first_call"]["warm"] = warm
         med = sorted(warm, key=lambda x: x["spawn_to_first_200_s"] or 99)[len(warm) // 2]
         res["first_call"]["warm_median"] = med
-        res["first_call"]["import_s"] = import_times()
+        res["first_call"]["import_s"] = import_times(mesh.env, mesh.src)
 
         # 6. goodbye
         log("6: SIGTERM the service, then time the 503s")
