@@ -2,7 +2,7 @@
 
 import time
 
-from conftest import wait_for
+from meshkit import wait_for
 
 
 def _everywhere(mesh, check, n=12):
@@ -29,7 +29,7 @@ def test_disable_enable_timeout_permission_alias_are_versioned(quotes_mesh):
                                  .elapsed.total_seconds() < 0.4), 2, what="new timeout")
 
     m.admin("PATCH", "/v1/admin/routes/quote.find", {"permission": "quote:secret"})
-    from conftest import AGENT_TOKEN
+    from meshkit import AGENT_TOKEN
     wait_for(lambda: _everywhere(m, lambda: m.invoke("quote.find", {}, token=AGENT_TOKEN)
                                  .status_code == 403), 1.0, what="new permission")
 

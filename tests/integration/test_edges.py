@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import AGENT_TOKEN, READER_TOKEN
+from meshkit import AGENT_TOKEN, READER_TOKEN
 
 
 def _error(r, status, code):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pika
 
-from conftest import BIN, ROOT, wait_for
+from meshkit import BIN, ROOT, wait_for
 
 
 def _listen_for_announce(amqp_uri: str, got: dict, ready: threading.Event) -> None:
@@ -82,7 +82,7 @@ def test_two_instances_share_the_work(quotes_mesh):
 
 
 def test_caller_context_reaches_the_service(quotes_mesh):
-    from conftest import AGENT_TOKEN
+    from meshkit import AGENT_TOKEN
 
     r = quotes_mesh.invoke("quote.whoami", {}, token=AGENT_TOKEN,
                            headers={"X-Request-Id": "req-abc-123"})

@@ -4,7 +4,7 @@ import signal
 import statistics
 import time
 
-from conftest import wait_for
+from meshkit import wait_for
 
 
 def _timed(mesh, name="quote.price", params=None):

@@ -4,7 +4,7 @@ import subprocess
 
 import pika
 
-from conftest import BIN, wait_for
+from meshkit import BIN, wait_for
 
 
 def test_metrics_count_requests_and_live_instances(quotes_mesh):
