@@ -61,7 +61,7 @@ def log(msg: str) -> None:
 
 def pct(values: list[float], p: float) -> float:
     s = sorted(values)
-    return s[min(len(s) - 1, max(0, int(round(p / 100 * len(s) + 0.5)) - 1))]
+    return s[min(len(s) - 1, max(0, round(p / 100 * len(s) + 0.5) - 1))]
 
 
 def tool(name: str) -> str:
@@ -148,11 +148,11 @@ CALLER = {"user_id": "bench-mgr", "roles": "manager", "branch": "53",
 
 
 def in_service(uri: str, keys: dict[str, list[str]], per_kind: int) -> dict:
+    from customer.repository import CustomerRepository
+    from customer.service import CustomerService
     from nameko.testing.services import worker_factory
     from sqlalchemy.orm import sessionmaker
 
-    from customer.repository import CustomerRepository
-    from customer.service import CustomerService
     from invoke_centre.kit import CallerContext, UnitOfWork, make_engine
 
     engine = make_engine(uri, pool_size=2) if uri.startswith("postgresql") else make_engine(uri)
@@ -204,13 +204,14 @@ class Mesh:
                     "ICS_DB_URI": f"sqlite:///{workdir / 'ics.db'}", "ICS_TOKENS_FILE": str(tokens),
                     "ICS_OPERATOR_TOKEN": uuid.uuid4().hex, "ICS_HEARTBEAT_S": "2",
                     "CUSTOMER_DB_URI": db_uri, "CUSTOMER_MAX_WORKERS": str(service_workers),
+                    "CUSTOMER_MAX_SENSITIVITY": "normal",
                     "PYTHONPATH": os.pathsep.join([str(SERVICE), str(ROOT)]),
                     "PYTHONUNBUFFERED": "1"}
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.workers, self.threads = workers, threads
 
     def spawn(self, name: str, args: list[str]) -> None:
-        out = open(LOGS / f"{name}.log", "wb")
+        out = open(LOGS / f"{name}.log", "wb")  # noqa: SIM115 - the child keeps it
         self.procs.append(subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out,
                                            stderr=subprocess.STDOUT, start_new_session=True))
 
@@ -301,7 +302,8 @@ def k6_fixed(port: int, keys: list[str], rate: int, seconds: int) -> dict:
            "KEYS": str(LOGS / "keys.json"), "K6_NO_USAGE_REPORT": "true"}
     proc = subprocess.run([tool("k6"), "run", "--quiet", "--no-usage-report", "--no-color",
                            "--summary-export", str(summary), str(script)],
-                          capture_output=True, text=True, env=env, timeout=seconds + 120)
+                          capture_output=True, text=True, env=env, timeout=seconds + 120,
+                          check=False)
     if not summary.exists():
         raise RuntimeError(f"k6 failed:\n{proc.stdout}\n{proc.stderr}")
     m = json.loads(summary.read_text())["metrics"]
@@ -322,7 +324,8 @@ def wrk_max(port: int, keys: list[str], connections: int, seconds: int) -> dict:
     env = {**os.environ, "KEYS_TXT": str(LOGS / "keys.txt"), "TOKEN": TOKEN}
     out = subprocess.run([tool("wrk"), "-t2", f"-c{connections}", f"-d{seconds}s", "-s",
                           str(script), f"http://127.0.0.1:{port}/v1/invoke/customer.search"],
-                         capture_output=True, text=True, env=env, timeout=seconds + 60).stdout
+                         capture_output=True, text=True, env=env, timeout=seconds + 60,
+                         check=False).stdout
     m = re.search(r"WRKJSON (\{.*\})", out)
     if not m:
         raise RuntimeError(f"wrk printed no summary:\n{out}")
@@ -336,12 +339,14 @@ def wrk_max(port: int, keys: list[str], connections: int, seconds: int) -> dict:
 def machine() -> dict:
     cpu = "?"
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                   if line.startswith("model name"))
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    pg = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip() \
+    pg = subprocess.run(["psql", "--version"], capture_output=True, text=True,
+                        check=False).stdout.strip() \
         if shutil.which("psql") else "?"
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem, 1),
             "kernel": platform.release(), "python": platform.python_version(), "psql": pg}

@@ -26,11 +26,11 @@ import random
 import re
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Iterator
 
 from customer import dictionaries as dicts
 from customer.domain import make_resident_id, name_syllables
@@ -110,7 +110,7 @@ def prefectures() -> list[Prefecture]:
                 for r in csv.DictReader(f)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _in_use(year: int, prefix: str) -> tuple[str, ...]:
     return tuple(code for code, _ in yunnan_codes()
                  if code.startswith(prefix) and not code.endswith("00") and not code.endswith("01")
@@ -313,9 +313,8 @@ def read_config(path: str) -> dict:
 
 class Loader:
     def __init__(self, uri: str) -> None:
-        from invoke_centre.kit import make_engine, upgrade
-
         from customer.service import MIGRATIONS
+        from invoke_centre.kit import make_engine, upgrade
 
         self.uri = uri
         self.engine = make_engine(uri)
@@ -420,8 +419,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the customer database has {have} customers already; nothing loaded "
               "(--append adds more)")
         return 0
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     gen = Generator(args.seed, first_id=loader.max_id() + 1)
     started = time.perf_counter()

@@ -11,7 +11,7 @@ import base64
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -406,19 +406,6 @@ class Scope:
             return True
         return branch is not None and any(branch.startswith(p) for p in self.prefixes)
 
-    def narrowed(self, branch_prefix: str | None) -> Scope:
-        """This scope within one subtree the caller asked for (a search filter)."""
-        if not branch_prefix:
-            return self
-        if self.prefixes is None:
-            return Scope((branch_prefix,), None)
-        kept = {branch_prefix if branch_prefix.startswith(p) else p
-                for p in self.prefixes if branch_prefix.startswith(p) or p.startswith(
-                    branch_prefix)}
-        # the caller's own customers stay only if they may lie in the asked subtree; the query
-        # applies the branch filter to them too
-        return Scope(tuple(sorted(kept)), self.owner)
-
 
 def require_write(caller: CallerLike, c: Customer, permission: str = "customer:write") -> None:
     if not caller.may_at(permission, branch=c.branch, owner=c.manager_id):
@@ -456,7 +443,6 @@ class SearchCriteria:
     descending: bool = False
     limit: int = 20
     after: tuple[Any, int] | None = None  # keyset: (sort value, id) of the last row seen
-    extra: dict = field(default_factory=dict)
 
 
 def criteria(params: dict[str, Any], *, today: date | None = None) -> SearchCriteria:

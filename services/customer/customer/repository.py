@@ -126,10 +126,6 @@ class CustomerRepository:
         q = select(customers).where(*conds).order_by(*order).limit(limit or crit.limit)
         return [_customer(r) for r in self.session.execute(q)]
 
-    def count(self, crit: SearchCriteria, scope: Scope) -> int:
-        return self.session.execute(select(func.count()).select_from(customers)
-                                    .where(*self._filters(crit, scope))).scalar_one()
-
     def relations_of(self, customer_id: int) -> list[tuple[str, Customer]]:
         r = relations.c
         rows = self.session.execute(

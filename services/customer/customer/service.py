@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import os
 from datetime import date
 from logging import getLogger
 from pathlib import Path
@@ -19,6 +20,7 @@ from nameko.events import EventDispatcher
 
 from customer import dictionaries as dicts
 from customer import domain, files, schemas
+from customer.dependencies import Audit
 from customer.exceptions import (
     CustomerError,
     Duplicate,
@@ -27,7 +29,6 @@ from customer.exceptions import (
     OutOfScope,
     StaleVersion,
 )
-from customer.dependencies import Audit
 from customer.repository import CustomerRepository, duplicate
 from customer.schemas import ShapeError, json_schema
 from invoke_centre.kit import (
@@ -48,6 +49,20 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 READ, WRITE, PII = "customer:read", "customer:write", "customer:pii"
 IMPORT, EXPORT, ANALYSE = "customer:import", "customer:export", "customer:analyse"
 IMPORT_CHUNK = 500
+
+
+
+def _sensitivity(wanted: str) -> str:
+    """The protection a request asks of the caller's payloads (P2): what its data deserves —
+    sealed for answers with personal data, signed for changes — capped by
+    ``CUSTOMER_MAX_SENSITIVITY`` (read at import: the manifest is built from the class). A
+    development mesh whose tokens have no device keys runs with the cap ``normal``."""
+    levels = ("normal", "signed", "sealed")
+    cap = os.environ.get("CUSTOMER_MAX_SENSITIVITY", "sealed")
+    return min(wanted, cap if cap in levels else "sealed", key=levels.index)
+
+
+SEALED, SIGNED = _sensitivity("sealed"), _sensitivity("signed")
 
 _MAPPED = {Invalid: ValidationError, Missing: NotFound, OutOfScope: Forbidden,
            StaleVersion: Conflict, Duplicate: Conflict}
@@ -131,7 +146,7 @@ class CustomerService:
                           detail={"changed": changed, "version": c.version})
 
     # --- finding ------------------------------------------------------------------------------
-    @serves("customer.search", permission=READ, sensitivity="sealed", timeout_ms=5000,
+    @serves("customer.search", permission=READ, sensitivity=SEALED, timeout_ms=5000,
             input_schema=json_schema(schemas.SearchSchema()))
     @translated
     def search_customers(self, params):
@@ -146,7 +161,7 @@ class CustomerService:
                 "order": "desc" if crit.descending else "asc",
                 "next_cursor": domain.encode_cursor(items[-1], crit.sort) if more else None}
 
-    @serves("customer.get", permission=READ, sensitivity="sealed",
+    @serves("customer.get", permission=READ, sensitivity=SEALED,
             input_schema=json_schema(schemas.GetCustomerSchema()))
     @translated
     def get_customer(self, params):
@@ -177,7 +192,7 @@ class CustomerService:
         return out
 
     # --- writing ------------------------------------------------------------------------------
-    @serves("customer.create", permission=WRITE, sensitivity="signed", mutating=True,
+    @serves("customer.create", permission=WRITE, sensitivity=SIGNED, mutating=True,
             input_schema=json_schema(schemas.CreateCustomerSchema()))
     @translated
     def create_customer(self, params):
@@ -197,7 +212,7 @@ class CustomerService:
         self.audit.record("data_change", object=f"customer:{c.id}", detail={"created": True})
         return self._present([c])[0]
 
-    @serves("customer.update", permission=WRITE, sensitivity="signed", mutating=True,
+    @serves("customer.update", permission=WRITE, sensitivity=SIGNED, mutating=True,
             input_schema=json_schema(schemas.UpdateCustomerSchema()))
     @translated
     def update_customer(self, params):
@@ -222,7 +237,7 @@ class CustomerService:
         answer["changed"] = changed
         return answer
 
-    @serves("customer.relate", permission=WRITE, sensitivity="signed", mutating=True,
+    @serves("customer.relate", permission=WRITE, sensitivity=SIGNED, mutating=True,
             input_schema=json_schema(schemas.RelateSchema()))
     @translated
     def relate_customers(self, params):
@@ -241,7 +256,7 @@ class CustomerService:
         return {"customer_id": a.id, "related_id": b.id, "kind": data["kind"],
                 "inverse": pairs[1][2], "added": bool(added)}
 
-    @serves("customer.unrelate", permission=WRITE, sensitivity="signed", mutating=True,
+    @serves("customer.unrelate", permission=WRITE, sensitivity=SIGNED, mutating=True,
             input_schema=json_schema(schemas.UnrelateSchema()))
     @translated
     def unrelate_customers(self, params):
@@ -263,7 +278,7 @@ class CustomerService:
                 self.dispatch("customer_changed", {"id": cid, "changed": ["relations"]})
         return {"customer_id": a.id, "related_id": b.id, "removed": removed}
 
-    @serves("customer.locate", permission=WRITE, sensitivity="signed", mutating=True,
+    @serves("customer.locate", permission=WRITE, sensitivity=SIGNED, mutating=True,
             input_schema=json_schema(schemas.LocateSchema()))
     @translated
     def locate_customer(self, params):
@@ -300,7 +315,7 @@ class CustomerService:
         return {"by": by, "on": today.isoformat(), "total": sum(g["total"] for g in groups),
                 "groups": groups}
 
-    @serves("customer.import", permission=IMPORT, sensitivity="signed", mutating=True,
+    @serves("customer.import", permission=IMPORT, sensitivity=SIGNED, mutating=True,
             timeout_ms=30000, input_schema=json_schema(schemas.ImportSchema()))
     @translated
     def import_customers(self, params):
@@ -351,7 +366,7 @@ class CustomerService:
         return {"mode": mode, "rows": len(rows), "stored": len(stored), "refused": len(errors),
                 "stored_ids": [c.id for c in stored], "errors": errors}
 
-    @serves("customer.export", permission=EXPORT, sensitivity="sealed", timeout_ms=30000,
+    @serves("customer.export", permission=EXPORT, sensitivity=SEALED, timeout_ms=30000,
             input_schema=json_schema(schemas.ExportSchema()))
     @translated
     def export_customers(self, params):

@@ -17,7 +17,7 @@ def customer_mesh_factory(rabbit, tmp_path_factory):
     """``make(db_kind)``: a running centre and customer service for this module."""
     made: list[tuple] = []
 
-    def make(db_kind: str = "sqlite") -> "ics.Mesh":
+    def make(db_kind: str = "sqlite") -> ics.Mesh:
         workdir = tmp_path_factory.mktemp(f"customer-{db_kind}")
         dbs = ics.Databases(workdir)
         service_db = dbs.new(db_kind, "customer")  # skips without ICS_TEST_PG_DSN
@@ -26,8 +26,10 @@ def customer_mesh_factory(rabbit, tmp_path_factory):
         made.append((mesh, dbs, vhost_url))
         mesh.start_centre()
         # the checkout's own invoke_centre first, whatever the virtualenv has installed
-        mesh.start_service("customer", DB_URI=service_db, PYTHONPATH=os.pathsep.join(
-            [str(ics.ROOT / "services" / "customer"), str(ics.ROOT)]))
+        # dev tokens have no device keys to sign or seal with: plain JSON for every request
+        mesh.start_service("customer", DB_URI=service_db, CUSTOMER_MAX_SENSITIVITY="normal",
+                           PYTHONPATH=os.pathsep.join([str(ics.ROOT / "services" / "customer"),
+                                                       str(ics.ROOT)]))
         mesh.wait_callable("customer.dictionaries", {})
         return mesh
 

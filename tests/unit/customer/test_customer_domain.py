@@ -144,13 +144,6 @@ def test_scopes_follow_the_grants():
     assert Scope.of(_caller("customer:write@5301"), "customer:read").nothing
 
 
-def test_a_branch_filter_narrows_a_scope():
-    s = Scope(("5301",), None)
-    assert s.narrowed("530102").prefixes == ("530102",)
-    assert Scope(None).narrowed("53").prefixes == ("53",)
-    assert s.narrowed("5325").prefixes == ()
-
-
 # --- creating and changing -------------------------------------------------------------------
 
 AGENT = SimpleNamespace(user_id="agent-1", branch="530102", grants=())
