@@ -45,7 +45,7 @@ ROOT = BENCH.parent
 VENV = ROOT / ".venv" / "bin"
 TOOLS = BENCH / ".tools" / "bin"
 RESULTS = BENCH / "results"
-LOGS = RESULTS / "logs"
+LOGS = RESULTS / "logs" / "mesh"  # others keep logs beside it
 TOKEN = "benchtok"
 HZ = os.sysconf("SC_CLK_TCK")
 
@@ -983,9 +983,13 @@ def main() -> None:
     if args.quick:
         args.duration, args.warmup, args.fixed_duration = 5, 2, 10
         args.workers, args.threads, args.warm_starts = "1,2", "32", 1
+        args.sweep_fixed, args.rate_curve = 5, "0.25"
     LOGS.mkdir(parents=True, exist_ok=True)
     for f in LOGS.glob("*"):
-        f.unlink()
+        if f.is_file():
+            f.unlink()
+
+
     dw, dt = (int(x) for x in args.default.split("x"))
     for t in ("wrk", "k6", "py-spy"):
         tool(t)
