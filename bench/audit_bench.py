@@ -47,11 +47,11 @@ ROOT = BENCH.parent
 SERVICE = ROOT / "services" / "audit"
 sys.path.insert(0, str(SERVICE))
 
-from audit import chain, domain  # noqa: E402
-from audit.checkpoints import CheckpointLog, load_or_create_key  # noqa: E402
+from audit import chain, domain
+from audit.checkpoints import CheckpointLog, load_or_create_key
 
-from invoke_centre.kit import make_engine, upgrade  # noqa: E402
-from invoke_centre.kit.audit import audit_event  # noqa: E402
+from invoke_centre.kit import make_engine, upgrade
+from invoke_centre.kit.audit import audit_event
 
 MGMT = os.environ.get("ICS_MANAGEMENT_URL", "http://127.0.0.1:15672")
 AUTH = ("guest", "guest")
@@ -143,7 +143,7 @@ def _head(engine) -> int:
 def bench_ingest(res: Resources, kind: str, n: int) -> dict:
     amqp = res.vhost()
     db = res.database(kind, "ingest")
-    log = open(res.work / f"audit-{kind}.log", "ab")
+    log = open(res.work / f"audit-{kind}.log", "ab")  # noqa: SIM115 - the child's stdout
     env = {**os.environ, "AMQP_URI": amqp, "AUDIT_DB_URI": db, "PYTHONPATH": str(SERVICE),
            "AUDIT_CHAIN_KEY": KEY, "AUDIT_CHECKPOINTS": str(res.work / f"cp-{kind}.jsonl"),
            "AUDIT_SIGNING_KEY": str(res.work / "signing.key"), "ICS_HEARTBEAT_S": "5"}
@@ -267,13 +267,15 @@ def bench_verify(res: Resources, kind: str, n: int) -> dict:
 def machine() -> dict:
     cpu = ""
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+        cpu = next(line.split(":", 1)[1].strip()
+                   for line in Path("/proc/cpuinfo").read_text().splitlines()
                    if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     mem = ""
     try:
-        mem = next(line.split(":", 1)[1].strip() for line in open("/proc/meminfo")
+        mem = next(line.split(":", 1)[1].strip()
+                   for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal"))
     except (OSError, StopIteration):
         pass

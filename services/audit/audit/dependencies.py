@@ -145,7 +145,7 @@ class Trail(DependencyProvider):
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             return True
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure to answer means "not reachable"
             return False
 
     def appended(self, result: chain.Appended) -> None:

@@ -410,9 +410,7 @@ class Rule:
             return False
         if self.objects and not any(fnmatchcase(e.object, p) for p in self.objects):
             return False
-        if self.fields and not set(self.fields) & set(e.fields):
-            return False
-        return True
+        return not (self.fields and not set(self.fields) & set(e.fields))
 
     def as_dict(self) -> dict[str, list[str]]:
         return {k: list(getattr(self, k)) for k in RULE_KEYS if getattr(self, k)}

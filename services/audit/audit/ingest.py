@@ -23,6 +23,7 @@ and tries again until the database is back.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -279,11 +280,10 @@ class IngestLoop:
                     _log.info("consuming %s (batch %d, prefetch %d)", INGEST_QUEUE,
                               self.settings.batch, self.settings.prefetch)
                     self._pump(conn)
-                    try:
-                        consumer.cancel()
-                    except Exception:  # the channel closes next anyway
-                        pass
-            except Exception as exc:
+                    with contextlib.suppress(*conn.recoverable_connection_errors,
+                                             *conn.recoverable_channel_errors):
+                        consumer.cancel()   # the channel closes next anyway
+            except Exception as exc:  # noqa: BLE001 - whatever broke, reconnect and go on
                 self.consuming = False
                 self._batch = []      # unacknowledged: RabbitMQ delivers them again
                 if self.stopping:

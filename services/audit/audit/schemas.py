@@ -104,8 +104,8 @@ class _Strict(Schema):
         messages = error.messages if isinstance(error.messages, dict) else {}
         for name, msgs in messages.items():
             if msgs == ["Unknown field."]:
-                messages[name] = [f"unknown parameter; allowed: "
-                                  f"{', '.join(sorted(self.fields_by_key()))}"]
+                allowed = ", ".join(sorted(self.fields_by_key()))
+                messages[name] = [f"unknown parameter; allowed: {allowed}"]
         raise error
 
     def fields_by_key(self):

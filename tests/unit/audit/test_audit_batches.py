@@ -9,8 +9,8 @@ from sqlalchemy.orm import sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "services" / "audit"))
 
-from audit import chain  # noqa: E402
-from audit.ingest import (  # noqa: E402
+from audit import chain
+from audit.ingest import (
     ATTEMPTS_HEADER,
     BatchHandler,
     IngestSettings,
@@ -18,10 +18,10 @@ from audit.ingest import (  # noqa: E402
     StoreUnavailable,
     topology,
 )
-from audit.repository import REPOSITORIES  # noqa: E402
+from audit.repository import REPOSITORIES
 
-from invoke_centre.kit import UnitOfWork, make_engine, upgrade  # noqa: E402
-from invoke_centre.kit.audit import audit_event  # noqa: E402
+from invoke_centre.kit import UnitOfWork, make_engine, upgrade
+from invoke_centre.kit.audit import audit_event
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "audit" / "audit" / "migrations"
 KEY = b"k"
@@ -138,7 +138,7 @@ def test_when_the_database_is_down_nothing_is_counted_against_the_events(store):
 def test_the_topology_dead_letters_into_a_queue_the_bus_view_counts():
     from invoke_centre.busview import is_dead_letter_queue
 
-    exchanges, queues = topology(IngestSettings())
+    _, queues = topology(IngestSettings())
     by_name = {q.name: q for q in queues}
     ingest = by_name["audit.ingest"]
     assert ingest.routing_key == "#" and ingest.exchange.name == "ics.audit"

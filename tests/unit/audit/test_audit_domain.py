@@ -8,10 +8,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "services" / "audit"))
 
-from audit import domain  # noqa: E402
+from audit import domain
 
-from invoke_centre import wire  # noqa: E402
-from invoke_centre.kit.audit import audit_event  # noqa: E402
+from invoke_centre import wire
+from invoke_centre.kit.audit import audit_event
 
 KEY = b"test-key"
 

@@ -12,13 +12,13 @@ from sqlalchemy.orm import sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "services" / "audit"))
 
-from audit import chain, domain  # noqa: E402
-from audit.checkpoints import CheckpointLog, load_or_create_key  # noqa: E402
-from audit.repository import REPOSITORIES  # noqa: E402
-from audit.service import MIGRATIONS, AuditService  # noqa: E402
+from audit import chain, domain
+from audit.checkpoints import CheckpointLog, load_or_create_key
+from audit.repository import REPOSITORIES
+from audit.service import MIGRATIONS, AuditService
 
-from invoke_centre import wire  # noqa: E402
-from invoke_centre.kit import (  # noqa: E402
+from invoke_centre import wire
+from invoke_centre.kit import (
     CallerContext,
     Conflict,
     Forbidden,
@@ -29,8 +29,8 @@ from invoke_centre.kit import (  # noqa: E402
     make_engine,
     upgrade,
 )
-from invoke_centre.kit.audit import audit_event  # noqa: E402
-from invoke_centre.kit.membership import MemberInfo  # noqa: E402
+from invoke_centre.kit.audit import audit_event
+from invoke_centre.kit.membership import MemberInfo
 
 KEY = b"service-test-key"
 AUDITOR = CallerContext(request_id="req-a", user_id="auditor-1", roles=("auditor",),

@@ -18,12 +18,12 @@ from sqlalchemy.orm import sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "services" / "audit"))
 
-from audit import chain, domain  # noqa: E402
-from audit.checkpoints import CheckpointLog, load_or_create_key  # noqa: E402
-from audit.repository import REPOSITORIES, raw_connect, stream_chain  # noqa: E402
+from audit import chain, domain
+from audit.checkpoints import CheckpointLog, load_or_create_key
+from audit.repository import REPOSITORIES, raw_connect, stream_chain
 
-from invoke_centre.kit import UnitOfWork, make_engine, upgrade  # noqa: E402
-from invoke_centre.kit.audit import audit_event  # noqa: E402
+from invoke_centre.kit import UnitOfWork, make_engine, upgrade
+from invoke_centre.kit.audit import audit_event
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "audit" / "audit" / "migrations"
 KEY = b"tamper-test-key"
