@@ -295,10 +295,11 @@ def bootstrap(phone: str, name: str, password: str, branch_code: str, branch_nam
         try:
             result = identity.bootstrap_admin(session, phone=phone, name=name, password=password,
                                               branch_code=branch_code, branch_name=branch_name)
+            out = {"user_id": result.user.id, "terminal_id": result.terminal_id}
             session.commit()
         except identity.IdentityError as err:
             raise click.ClickException(f"{err} {json.dumps(err.fields, ensure_ascii=False)}")
-    click.echo(json.dumps({"user_id": result.user.id, "terminal_id": result.terminal_id}))
+    click.echo(json.dumps(out))
 
 
 @main.command()

@@ -172,6 +172,15 @@ class Client:
         self._catalog = {r["name"]: r for r in data["requests"]}
         return self._catalog
 
+    def _sensitivity(self, name: str) -> str:
+        """The route's sensitivity from the catalogue (normal when it cannot be read)."""
+        if self._catalog is None:
+            try:
+                self.catalog()
+            except ClientError:
+                return "normal"
+        return self._catalog.get(name, {}).get("sensitivity", "normal")
+
     def sign(self, name: str, params: Any) -> str:
         return self.device.sign({"name": name, "params": params, "jti": uuid.uuid4().hex,
                                  "iat": int(time.time())})
@@ -190,8 +199,7 @@ class Client:
                protection: str = "auto", headers: dict[str, str] | None = None) -> Answer:
         params = {} if params is None else params
         if protection == "auto":
-            protection = (self._catalog or self.catalog()).get(name, {}).get("sensitivity",
-                                                                              "normal")
+            protection = self._sensitivity(name)
         h = dict(headers or {})
         if idempotency_key:
             h["Idempotency-Key"] = idempotency_key

@@ -492,9 +492,14 @@ class Gateway(SecurityApi):
     # --- reading the mesh -------------------------------------------------------
     def on_catalog(self, request: Request, rid: str) -> Response:
         principal = self._principal(request)
+        terminal = self.centre.security.terminal(principal.terminal_id)
+        cls = self.centre.security.classes.get(terminal.terminal_class) if terminal else None
+        floor = cls.min_sensitivity if cls else None
         items = [{
             "name": r.name, "summary": r.summary, "service": r.service,
-            "permission": r.permission, "sensitivity": r.sensitivity, "mutating": r.mutating,
+            "permission": r.permission, "mutating": r.mutating,
+            # what this caller's terminal must send: the route's, or its class's if stronger
+            "sensitivity": protection.required_level(r.sensitivity, floor),
             "timeout_ms": r.timeout_ms, "input_schema": r.input_schema,
             "available": self.centre.available(r), "alias_of": r.alias_of,
         } for r in sorted(self.centre.routes.table.routes.values(), key=lambda r: r.name)

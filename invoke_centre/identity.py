@@ -239,7 +239,7 @@ def grants_of(session: Session, user_id: str) -> list[UserGrant]:
 def principal_of(session: Session, user: User, terminal_id: str | None) -> Principal:
     """What a user may do: every permission of every granted role, within its scope."""
     roles = {r.name: r for r in session.scalars(select(Role))}
-    grants: list[str] = []
+    grants: list[Grant] = []
     permissions: set[str] = set()
     role_names: list[str] = []
     for g in grants_of(session, user.id):
@@ -249,7 +249,7 @@ def principal_of(session: Session, user: User, terminal_id: str | None) -> Princ
         role_names.append(g.role)
         for perm in role.permissions:
             permissions.add(perm)
-            grants.append(str(Grant(perm, g.scope, g.line)))
+            grants.append(Grant(perm, g.scope, g.line))
     return Principal(user_id=user.id, roles=tuple(dict.fromkeys(role_names)),
                      branch=user.branch_code, terminal_id=terminal_id,
                      permissions=frozenset(permissions), grants=tuple(grants))

@@ -85,8 +85,10 @@ def enrol(session: Session, *, terminal_class: str, imei: str | None, imsi: str 
         raise IdentityError("invalid enrolment", fields)
     code = secrets.token_urlsafe(12)
     now = utcnow()
+    # a class that logs in without the device key (a console) has nothing to register
+    keyless = "device" not in session.get(TerminalClass, terminal_class).login_items
     terminal = Terminal(id=f"t-{uuid.uuid4().hex[:12]}", terminal_class=terminal_class,
-                        imei=imei, imsi=imsi, status="enrolled",
+                        imei=imei, imsi=imsi, status="registered" if keyless else "enrolled",
                         enrolment_code_hash=_code_hash(code), key_version=0, created_at=now,
                         status_changed_at=now)
     session.add(terminal)

@@ -195,10 +195,12 @@ class SecurityView:
         if self._signing is None:
             raise TokenError("no signing key; run ics db upgrade and start the centre")
         kid, key = self._signing
-        now = int(time.time())
+        now = time.time()
+        # iat to the millisecond: a forced re-login must not refuse the very next login
         claims = {"iss": self.issuer, "aud": self.audience, "sub": user_id, "tid": terminal_id,
-                  "sid": family_id, "jti": uuid.uuid4().hex, "iat": now, "nbf": now,
-                  "exp": now + int(ACCESS_TTL.total_seconds()), "typ": "access"}
+                  "sid": family_id, "jti": uuid.uuid4().hex, "iat": round(now, 3),
+                  "nbf": int(now), "exp": int(now) + int(ACCESS_TTL.total_seconds()),
+                  "typ": "access"}
         return jwt.encode(claims, key, algorithm=ACCESS_ALG, headers={"kid": kid,
                                                                         "typ": "at+jwt"})
 

@@ -138,9 +138,9 @@ class Mesh:
 
     def _spawn(self, name: str, args: list[str], cwd: Path = ROOT,
                env: dict | None = None) -> subprocess.Popen:
-        log = open(self.workdir / f"{name}.log", "ab")
-        proc = subprocess.Popen(args, cwd=cwd, env={**self.env, **(env or {})}, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.workdir / f"{name}.log", "ab") as log:  # the child keeps its own copy
+            proc = subprocess.Popen(args, cwd=cwd, env={**self.env, **(env or {})}, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
         return proc
 

@@ -7,6 +7,8 @@ import pika
 import pytest
 from audit_kit import Publisher, audit_env
 from meshkit import AGENT_TOKEN, wait_for
+from nameko.exceptions import RemoteError
+from nameko.standalone.rpc import ClusterRpcProxy
 
 from invoke_centre.kit.audit import audit_event
 
@@ -119,6 +121,20 @@ def test_the_trail_through_the_centre(audit_mesh):
     assert r.status_code == 400 and "empty rule" in r.json()["error"]["fields"]["rules.0"][0]
     assert invoke(mesh, "audit.search", token=AGENT_TOKEN).status_code == 403
     assert set_policy(mesh, [], token=AUDITOR).status_code == 403
+    # the centre's refusal is an over-privilege event in the trail
+    wait_for(lambda: any(x["source"] == "invoke_centre" and x["operation"] == "audit.search"
+                         for x in search(mesh, type="over_privilege", user_id="agent-7")),
+             15, 0.2, "the centre's over_privilege event")
+    # and so is the service's own, for a caller that reaches it without the permission
+    intruder = {"user_id": "intruder", "permissions": "customer:read",
+                "request_id": "intrude-1", "named_request": "audit.search"}
+    with ClusterRpcProxy({"AMQP_URI": mesh.amqp_uri}, context_data=intruder) as rpc, \
+            pytest.raises(RemoteError) as info:
+        rpc.audit.search_records({})
+    assert info.value.exc_type == "Forbidden"
+    (refused,) = wait_stored(mesh, "intrude-1")
+    assert (refused["type"], refused["source"], refused["outcome"]) == (
+        "over_privilege", "audit", "refused")
 
     # --- a message that is not an audit event lands in the DLQ, and /metrics counts it ----
     conn = pika.BlockingConnection(pika.URLParameters(mesh.amqp_uri))
