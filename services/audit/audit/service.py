@@ -15,10 +15,9 @@ from logging import getLogger
 from pathlib import Path
 
 from audit import chain, domain, schemas
-from audit.dependencies import Trail
+from audit.dependencies import Audit, Trail
 from audit.repository import REPOSITORIES
 from invoke_centre.kit import (
-    AuditTrail,
     Caller,
     Conflict,
     Database,
@@ -43,7 +42,7 @@ class AuditService:
     caller = Caller()
     uow = Database(migrations=MIGRATIONS, repositories=REPOSITORIES)
     trail = Trail()
-    audit = AuditTrail()
+    audit = Audit()
 
     # --- helpers ----------------------------------------------------------------------
     def _require(self, permission: str) -> None:
@@ -51,10 +50,16 @@ class AuditService:
         c = self.caller
         if c.may(permission) or (permission == READ and c.may(ADMIN)):
             return
-        self.audit.record("over_privilege", outcome="refused",
-                          detail={"needs": permission})
+        self._alarm("over_privilege", outcome="refused", detail={"needs": permission})
         raise Forbidden(f"{c.named_request or 'this request'} needs the permission "
                         f"{permission}: auditors and administrators only")
+
+    def _alarm(self, type_: str, **kw) -> None:
+        """An audit event of the service's own; a broker problem must not change the answer."""
+        try:
+            self.audit.record(type_, **kw)
+        except Exception:  # noqa: BLE001 - logged in full instead
+            _log.exception("audit event %s not published: %s", type_, kw)
 
     def _where(self) -> dict:
         c = self.caller
@@ -124,8 +129,8 @@ class AuditService:
         data = schemas.load(schemas.VerifySchema(), params)
         report = self.trail.verify(data.get("since_seq"))
         if not report["ok"]:
-            self.audit.record("abnormal", outcome="failure", operation="audit.verify",
-                              detail={"first_bad": report["first_bad"]})
+            self._alarm("abnormal", outcome="failure", operation="audit.verify",
+                        detail={"first_bad": report["first_bad"]})
         return report
 
     @serves("audit.status", permission=READ, input_schema=schemas.EMPTY_INPUT)
