@@ -71,6 +71,10 @@ elif cmd == "hash":          # FILE... -> one sha256 over their names and conten
     print(h.hexdigest())
 elif cmd == "token":
     print(secrets.token_urlsafe(32))
+elif cmd == "json_field":    # FILE KEY -> the value of KEY in the JSON object in FILE
+    import json
+    with open(args[0]) as f:
+        print(json.load(f)[args[1]])
 elif cmd == "pg":            # DSN -> exit 0 when psycopg2 can connect (2 when psycopg2 is missing)
     try:
         import psycopg2
@@ -136,18 +140,27 @@ ics_gateway_env() {
     export ICS_THREADS="${ICS_THREADS:-32}"
 }
 
-# ICS_OPERATOR_TOKEN, kept in var/operator-token so that it stays the same from run to run.
-ics_operator_token() {
-    local file="$ROOT/var/operator-token"
-    if [[ -n ${ICS_OPERATOR_TOKEN:-} ]]; then
-        export ICS_OPERATOR_TOKEN
-        return 0
+# ics_admin: the first administrator of this machine's centre, made once by `ics bootstrap`
+# (phone ICS_ADMIN_PHONE, default 13800000000; a generated password kept in var/admin-password;
+# its console terminal in var/admin.json). Call after `ics db upgrade`.
+ics_admin() {
+    export ICS_ADMIN_PHONE="${ICS_ADMIN_PHONE:-13800000000}"
+    local pw_file="$ROOT/var/admin-password" boot="$ROOT/var/admin.json"
+    if [[ ! -s $pw_file ]]; then
+        (umask 077 && _ics_py token >"$pw_file")
     fi
-    if [[ ! -s $file ]]; then
-        (umask 077 && _ics_py token >"$file")
+    if [[ ! -s $boot ]]; then
+        if ! ICS_BOOTSTRAP_PASSWORD=$(<"$pw_file") .venv/bin/ics bootstrap \
+            --phone "$ICS_ADMIN_PHONE" --name "Administrator" 2>"$ROOT/var/log/bootstrap.log" \
+            | tail -n 1 >"$boot.tmp"; then
+            rm -f "$boot.tmp"
+            warn "ics bootstrap failed (see var/log/bootstrap.log); an administrator may exist already"
+            return 0
+        fi
+        mv "$boot.tmp" "$boot"
     fi
-    ICS_OPERATOR_TOKEN=$(<"$file")
-    export ICS_OPERATOR_TOKEN
+    ICS_TERMINAL=$(_ics_py json_field "$boot" terminal_id)
+    export ICS_TERMINAL
 }
 
 # --- the virtualenv ------------------------------------------------------------------------------
