@@ -123,7 +123,6 @@ def db_upgrade() -> None:
     """Create or migrate the centre's database (ICS_DB_URI) to the newest revision."""
     from invoke_centre.config import Settings
     from invoke_centre.db import make_engine
-
     from invoke_centre.registrar import prepare_database
 
     settings = Settings()

@@ -9,7 +9,6 @@ still costs one hash, so an unknown account takes as long as a known one.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
@@ -46,7 +45,7 @@ def pin_problems(pin: object) -> list[str]:
     if len(pin) > 12:
         return ["must be at most 12 digits"]
     digits = [int(c) for c in pin]
-    steps = {b - a for a, b in zip(digits, digits[1:])}
+    steps = {b - a for a, b in zip(digits, digits[1:], strict=False)}
     if len(set(pin)) == 1 or steps in ({1}, {-1}) or pin in _COMMON_PINS \
             or pin[: len(pin) // 2] * 2 == pin:
         return ["is too easy to guess"]

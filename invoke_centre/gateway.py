@@ -32,8 +32,8 @@ from invoke_centre.audit_events import audit_event
 from invoke_centre.auth import Authenticator, Principal
 from invoke_centre.busview import BusView, BusViewError
 from invoke_centre.config import Settings
-from invoke_centre.idempotency import IdempotencyStore
 from invoke_centre.db import make_engine
+from invoke_centre.idempotency import IdempotencyStore
 from invoke_centre.registry import RegistryError, RoutingTable
 from invoke_centre.security_api import RULES as SECURITY_RULES
 from invoke_centre.security_api import SecurityApi

@@ -25,7 +25,8 @@ class _LiveCollector:
         self._live, self._bus = live, bus
 
     def collect(self):
-        g = GaugeMetricFamily("ics_live_instances", "Live instances per service", labels=["service"])
+        g = GaugeMetricFamily("ics_live_instances", "Live instances per service",
+                              labels=["service"])
         for service, instances in sorted(self._live().items()):
             g.add_metric([service], len(instances))
         yield g

@@ -1,4 +1,5 @@
-"""The centre's own tables: manifests, routes' operator settings, instances, changes, idempotency."""
+"""The centre's own tables: the routing table (manifests, operator settings, aliases, changes),
+instances, idempotency records, and identity, terminals, tokens and keys."""
 
 from __future__ import annotations
 

@@ -38,9 +38,8 @@ _STATUSES = {
 
 
 def _errors() -> dict[str, Any]:
-    return {code: {"description": text,
-                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-            for code, text in _STATUSES.items()}
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    return {code: {"description": text, "content": ref} for code, text in _STATUSES.items()}
 
 
 def document(table: RoutingTable, live: set[str], server_url: str = "/") -> dict[str, Any]:

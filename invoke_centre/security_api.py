@@ -240,15 +240,14 @@ class SecurityApi:
             audit=(admin, "admin.user.create", None, body), rid=rid)
         return self._ok(_user_out(u, []), rid, 201)
 
-    def _user_in_scope(self, admin, user_id: str) -> User:
-        with self.centre.sessions() as session:
-            user = identity.get_user(session, user_id) if self._exists(session, User, user_id) \
-                else None
-        if user is None or not admin.may_at("ics:identity", branch=user.branch_code):
-            from invoke_centre.gateway import ApiError
+    def _user_in_scope(self, admin, user_id: str, permission: str = "ics:identity") -> None:
+        """404 unless the user exists within the operator's reach for ``permission``."""
+        from invoke_centre.gateway import ApiError
 
-            raise ApiError(404, "not_found", f"no user {user_id}")
-        return user
+        with self.centre.sessions() as session:
+            user = session.get(User, user_id)
+            if user is None or not admin.may_at(permission, branch=user.branch_code):
+                raise ApiError(404, "not_found", f"no user {user_id}")
 
     def on_admin_user(self, request: Request, rid: str, user_id: str) -> Response:
         admin = self._admin(request, "ics:identity")
@@ -325,7 +324,7 @@ class SecurityApi:
         body = self._body(request)
         for user_id in body.get("user_ids") or []:
             if isinstance(user_id, str):
-                self._user_in_scope_for(admin, "ics:terminals", user_id)
+                self._user_in_scope(admin, user_id, "ics:terminals")
         t, code = self._write(lambda s: terminals.enrol(
             s, terminal_class=body.get("terminal_class", "phone"), imei=body.get("imei"),
             imsi=body.get("imsi"), user_ids=body.get("user_ids")),
@@ -333,23 +332,18 @@ class SecurityApi:
         return self._ok({"terminal_id": t.id, "enrolment_code": code,
                          "terminal_class": t.terminal_class}, rid, 201)
 
-    def _user_in_scope_for(self, admin, permission: str, user_id: str) -> None:
-        from invoke_centre.gateway import ApiError
-
-        with self.centre.sessions() as session:
-            user = session.get(User, user_id)
-            if user is None or not admin.may_at(permission, branch=user.branch_code):
-                raise ApiError(404, "not_found", f"no user {user_id}")
-
     def on_admin_terminal(self, request: Request, rid: str, terminal_id: str,
                           action: str) -> Response:
+        from invoke_centre.gateway import ApiError
+
         admin = self._admin(request, "ics:terminals")
         body = self._body(request)
         with self.centre.sessions() as session:
-            terminals.get_terminal(session, terminal_id) if self._exists(
-                session, Terminal, terminal_id) else self._missing(terminal_id)
-            for user_id in terminals.users_of(session, terminal_id):
-                self._user_in_scope_for(admin, "ics:terminals", user_id)
+            if session.get(Terminal, terminal_id) is None:
+                raise ApiError(404, "not_found", f"no terminal {terminal_id}")
+            bound = terminals.users_of(session, terminal_id)
+        for user_id in bound:
+            self._user_in_scope(admin, user_id, "ics:terminals")
 
         def act(s):
             t = terminals.get_terminal(s, terminal_id)
@@ -383,16 +377,6 @@ class SecurityApi:
         return self._ok({"kid": k.kid, "use": k.use}, rid, 201)
 
     # --- helpers ---------------------------------------------------------------------------------
-    @staticmethod
-    def _exists(session, model, key) -> bool:
-        return session.get(model, key) is not None
-
-    @staticmethod
-    def _missing(what: str):
-        from invoke_centre.gateway import ApiError
-
-        raise ApiError(404, "not_found", f"no such object {what}")
-
     def _prefixes(self, admin, permission: str) -> tuple[str, ...] | None:
         grants = [g for g in admin.grants if g.grants(permission)]
         if any(g.scope == "*" for g in grants):

@@ -15,7 +15,6 @@
 from invoke_centre.audit_events import audit_event
 from invoke_centre.kit.audit import AuditTrail
 from invoke_centre.kit.context import Caller, CallerContext, Grant
-from invoke_centre.privacy import mask_id_number, mask_mobile, mask_params
 from invoke_centre.kit.database import Database, UnitOfWork, make_engine, upgrade
 from invoke_centre.kit.errors import (
     Conflict,
@@ -26,6 +25,7 @@ from invoke_centre.kit.errors import (
     ValidationError,
 )
 from invoke_centre.kit.membership import Member, build_manifest, requests_of, serves
+from invoke_centre.privacy import mask_id_number, mask_mobile, mask_params
 
 __all__ = [
     "AuditTrail",

@@ -192,7 +192,8 @@ class Member(DependencyProvider):
                         message.ack()
                         self._publish(conn, wire.ANNOUNCE, self.manifest)
 
-                    with conn.Consumer(queue, callbacks=[on_rollcall], accept=["json", "text/plain"]):
+                    accept = ["json", "text/plain"]
+                    with conn.Consumer(queue, callbacks=[on_rollcall], accept=accept):
                         self._beat_loop(conn, beat)
             except Exception:
                 if self._stopping:

@@ -5,7 +5,6 @@ import threading
 import time
 
 import pytest
-
 from meshkit import AGENT_TOKEN, READER_TOKEN
 
 

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pika
-
 from meshkit import BIN, ROOT, wait_for
 
 

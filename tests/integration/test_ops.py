@@ -3,7 +3,6 @@
 import subprocess
 
 import pika
-
 from meshkit import BIN, wait_for
 
 

@@ -1,5 +1,5 @@
-"""Fixtures (imported by the security tests): a centre with real accounts: an administrator made by ``ics bootstrap``, a Kunming branch
-tree, roles, and agents on registered phones."""
+"""Fixtures, imported by the security tests: a centre with real accounts — an administrator
+made by ``ics bootstrap``, a Kunming branch tree, roles, and agents on registered phones."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pika
 import pytest
-
 from meshkit import BIN, Mesh
+
 from invoke_centre.client import Client, DeviceKeys
 
 ADMIN_PHONE = "13900000001"

@@ -4,9 +4,10 @@ import statistics
 import subprocess
 import time
 
-from invoke_centre.client import Client, DeviceKeys
 from meshkit import BIN, free_port, wait_for
 from security_fixtures import PASSWORD, PIN, key, org, tap  # noqa: F401
+
+from invoke_centre.client import Client, DeviceKeys
 
 
 def test_an_agent_logs_in_on_a_registered_phone_and_works(org, tap):
