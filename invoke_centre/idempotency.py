@@ -1,7 +1,8 @@
 """Idempotency keys of mutating requests, shared by every gateway process through the DB.
 
 Same key and body: the first answer again. Same key, other body: 422. First
-call still running: 409. Records live ``ICS_IDEMPOTENCY_TTL_S`` (24 h). An
+call still running: 409. Records live ``ICS_IDEMPOTENCY_TTL_S`` (24 h); the registrar
+forgets expired ones. An
 answer that says nothing was done for sure (503, 504, 5xx) is not kept, so the
 client may retry with the same key; the key also travels to the service in the
 call context so it can deduplicate a retry after a 504 itself.
@@ -12,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 from invoke_centre.models import IdempotencyRecord
 from invoke_centre.registry import utcnow
@@ -68,8 +68,3 @@ class IdempotencyStore:
             else:
                 row.state, row.status, row.response = "done", status, response
             session.commit()
-
-    def purge(self, session: Session) -> int:
-        result = session.execute(delete(IdempotencyRecord)
-                                 .where(IdempotencyRecord.expires_at < utcnow()))
-        return result.rowcount or 0

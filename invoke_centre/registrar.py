@@ -28,6 +28,7 @@ from invoke_centre.db import make_engine, upgrade
 _log = logging.getLogger(__name__)
 
 QUEUE = "ics.registrar"
+HOUSEKEEPING_S = 60
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -81,6 +82,17 @@ class Registrar:
                 _log.info("%s said goodbye", msg["instance"])
             session.commit()
 
+    def housekeeping(self) -> None:
+        """Forget what has expired: idempotency records, login nonces, replay ids."""
+        from invoke_centre import login
+        from invoke_centre.models import IdempotencyRecord
+
+        with self.sessions() as session:
+            session.query(IdempotencyRecord).filter(
+                IdempotencyRecord.expires_at < registry.utcnow()).delete()
+            login.purge(session)
+            session.commit()
+
     def flush(self) -> None:
         beats, self._beats = self._beats, {}
         with self.sessions() as session:
@@ -126,9 +138,13 @@ class Registrar:
         ch.basic_publish(wire.REGISTRY_EXCHANGE, wire.ROLLCALL, b'{"from": "registrar"}',
                          pika.BasicProperties(content_type="application/json"))
         _log.info("registrar consuming %s; rollcall sent", QUEUE)
+        next_housekeeping = 0.0
         while not self._stopping:
             conn.process_data_events(time_limit=1)
             self.flush()
+            if time.monotonic() >= next_housekeeping:
+                self.housekeeping()
+                next_housekeeping = time.monotonic() + HOUSEKEEPING_S
         conn.close()
 
     def stop(self, *_args) -> None:

@@ -127,3 +127,28 @@ def test_queue_roles(name, role, service):
 def test_vhost_of():
     assert vhost_of("amqp://g:g@h:5672/") == "/"
     assert vhost_of("amqp://g:g@h:5672/ics%2Ftest") == "ics/test"
+
+
+def test_housekeeping_forgets_what_expired(tmp_path):
+    from datetime import timedelta
+
+    from invoke_centre.config import Settings
+    from invoke_centre.models import IdempotencyRecord, LoginNonce
+    from invoke_centre.registrar import Registrar
+    from invoke_centre.registry import utcnow
+
+    r = Registrar(Settings(db_uri=f"sqlite:///{tmp_path / 'h.db'}"))
+    Base.metadata.create_all(r.engine)
+    old = utcnow() - timedelta(seconds=1)
+    with r.sessions() as s:
+        s.add(IdempotencyRecord(principal="u", key="old", name="n.a", body_digest="d",
+                                state="done", created_at=old, expires_at=old))
+        s.add(IdempotencyRecord(principal="u", key="new", name="n.a", body_digest="d",
+                                state="done", created_at=old, expires_at=utcnow() +
+                                timedelta(hours=24)))
+        s.add(LoginNonce(nonce="n1", terminal_id="t", expires_at=old))
+        s.commit()
+    r.housekeeping()
+    with r.sessions() as s:
+        assert [x.key for x in s.query(IdempotencyRecord)] == ["new"]
+        assert s.query(LoginNonce).count() == 0
