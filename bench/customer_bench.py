@@ -379,6 +379,8 @@ def main() -> int:
     result = {"database": kind, "machine": machine(), "at": time.strftime("%Y-%m-%d %H:%M:%S"),
               "command": " ".join([".venv/bin/python", "bench/customer_bench.py", *sys.argv[1:]])}
     result["data"] = prepare(uri, args.count, args.seed, args.reload)
+    # this machine is shared: what else ran is part of the figures
+    result["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
     keys = sample_keys(uri, max(args.per_kind, 5000), args.seed + 1)
     log("in the service")
     result["in_service"] = in_service(uri, keys, args.per_kind)
@@ -400,6 +402,7 @@ def main() -> int:
                                       "service": f"1 instance, max_workers {args.service_workers}"}
         finally:
             mesh.stop()
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     out = RESULTS / f"customer-{kind}.json"
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -39,12 +39,14 @@ from customer.models import customers, relations
 CHUNK = 20000
 TODAY = date(2026, 1, 1)  # fixed, so a seed gives the same people every year
 
-SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程"
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于"
+            "蒋蔡余杜叶程"
             "苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛段雷侯龙史陶黎贺顾毛"
             "郝龚邵万钱严覃武戴莫孔向汤普字刀岩和杞者施")
 # roughly Zipf: the first surnames are far more common
 SURNAME_WEIGHTS = [1 / (i + 3) for i in range(len(SURNAMES))]
-MALE = "伟强磊军洋勇杰涛明超刚平辉鹏华飞鑫波斌宇浩凯健俊帆帅旭宁龙林阳成东亮文志国建德海福贵永祥云山"
+MALE = ("伟强磊军洋勇杰涛明超刚平辉鹏华飞鑫波斌宇浩凯健俊帆帅旭宁龙林阳成东亮文志国建德海福贵"
+        "永祥云山")
 FEMALE = "芳娜敏静丽艳娟霞秀玲桂英华慧巧美娅婷雪琳晶倩颖洁红梅兰凤琼燕莉萍丹蓉瑶佳欣怡媛月春"
 ROADS = ("人民路", "北京路", "青年路", "环城南路", "东风路", "滇池路", "金碧路", "白塔路", "建设路",
          "文化路", "新华路", "解放路", "团结路", "兴云路", "春城路", "龙泉路", "学府路", "振兴大道")
@@ -270,7 +272,7 @@ class Generator:
                 self.next_id += 1
                 people.append(Person(row, []))
             head = people[0]
-            for person, (_, _, role) in zip(people[1:], members[1:]):
+            for person, (_, _, role) in zip(people[1:], members[1:], strict=True):
                 if role == "spouse":
                     head.relations.append((person.row["id"], "spouse"))
                     person.relations.append((head.row["id"], "spouse"))
@@ -398,7 +400,8 @@ class Loader:
         with self.engine.begin() as conn:
             conn.execute(insert(customers), [p.row for p in batch])
             if rels:
-                conn.execute(insert(relations), [dict(zip(RELATION_COLUMNS, r)) for r in rels])
+                conn.execute(insert(relations),
+                             [dict(zip(RELATION_COLUMNS, r, strict=True)) for r in rels])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,8 @@ def resident_id(number: str, *, today: date | None = None) -> ResidentId:
     """
     text = ric.compact(str(number or ""))
     if len(text) != 18:
-        raise Invalid("ID number must have 18 characters", {"id_number": ["must have 18 characters"]})
+        raise Invalid("ID number must have 18 characters",
+                      {"id_number": ["must have 18 characters"]})
     if not text[:17].isdigit() or not (text[17].isdigit() or text[17] == "X"):
         raise Invalid("ID number has a bad character",
                       {"id_number": ["must be 17 digits and a digit or X"]})
@@ -304,7 +305,8 @@ def change(c: Customer, changes: dict[str, Any], *, version: int, now: datetime 
     if values.get("id_number") and "id_type" not in values:
         values["id_type"] = c.id_type
     # a resident's ID number decides birth date and gender: derive them again from a new one
-    if values.get("id_type", c.id_type) == dicts.RESIDENT and {"id_number", "id_type"} & set(values):
+    resident = values.get("id_type", c.id_type) == dicts.RESIDENT
+    if resident and {"id_number", "id_type"} & set(values):
         values.setdefault("birth_date", None)
         values.setdefault("gender", None)
     if "region_code" in values:

@@ -35,7 +35,7 @@ def read_table(fmt: str, content: bytes) -> list[dict[str, Any]]:
             continue
         if len(out) >= MAX_ROWS:
             raise Invalid("too many rows", {"content_base64": [f"at most {MAX_ROWS} rows"]})
-        out.append({n: c for n, c in zip(names, cells) if n})
+        out.append({n: c for n, c in zip(names, cells, strict=False) if n})
     return out
 
 

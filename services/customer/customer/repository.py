@@ -168,7 +168,7 @@ class CustomerRepository:
         except IntegrityError:
             raise Duplicate("an ID number is already taken", {"id_number": ["already taken"]}
                             ) from None
-        for c, row in zip(batch, rows):
+        for c, row in zip(batch, rows, strict=True):
             c.id = row[0]
         return list(batch)
 

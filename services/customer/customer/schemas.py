@@ -124,8 +124,14 @@ class EmptySchema(_Strict):
     pass
 
 
-def load(schema: Schema, params: Any) -> dict[str, Any]:
-    """Load ``params`` or raise the marshmallow error (the service maps it to a 400)."""
+_INSTANCES: dict[type, Schema] = {}
+
+
+def load(schema: Schema | type[Schema], params: Any) -> dict[str, Any]:
+    """Load ``params`` or raise the marshmallow error (the service maps it to a 400). Schema
+    instances are made once: loading does not change them."""
+    if isinstance(schema, type):
+        schema = _INSTANCES.get(schema) or _INSTANCES.setdefault(schema, schema())
     return schema.load(params if params is not None else {})
 
 

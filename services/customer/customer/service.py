@@ -20,7 +20,7 @@ from nameko.events import EventDispatcher
 
 from customer import dictionaries as dicts
 from customer import domain, files, schemas
-from customer.dependencies import Audit
+from customer.dependencies import Audit, Database
 from customer.exceptions import (
     CustomerError,
     Duplicate,
@@ -34,7 +34,6 @@ from customer.schemas import ShapeError, json_schema
 from invoke_centre.kit import (
     Caller,
     Conflict,
-    Database,
     Forbidden,
     Member,
     NotFound,
@@ -151,7 +150,7 @@ class CustomerService:
     @translated
     def search_customers(self, params):
         """Find customers by ID number, mobile, name, name prefix or pinyin initials (F1.1)."""
-        crit = domain.criteria(schemas.load(schemas.SearchSchema(), params))
+        crit = domain.criteria(schemas.load(schemas.SearchSchema, params))
         scope = self._scope(READ)
         with self.uow as uow:
             found = uow.customers.search(crit, scope, limit=crit.limit + 1)
@@ -166,7 +165,7 @@ class CustomerService:
     @translated
     def get_customer(self, params):
         """One customer with their relations (the household)."""
-        data = schemas.load(schemas.GetCustomerSchema(), params)
+        data = schemas.load(schemas.GetCustomerSchema, params)
         with self.uow as uow:
             c = self._visible(uow, data["id"])
             related = uow.customers.relations_of(c.id)
@@ -197,7 +196,7 @@ class CustomerService:
     @translated
     def create_customer(self, params):
         """Create a customer from the phone (F1.2); one record per person (409 on a taken ID)."""
-        c = domain.new_customer(schemas.load(schemas.CreateCustomerSchema(), params),
+        c = domain.new_customer(schemas.load(schemas.CreateCustomerSchema, params),
                                 caller=self.caller)
         domain.require_write(self.caller, c)
         with self.uow as uow:
@@ -217,7 +216,7 @@ class CustomerService:
     @translated
     def update_customer(self, params):
         """Edit a customer; ``version`` is the one read (a stale one is refused with 409)."""
-        data = schemas.load(schemas.UpdateCustomerSchema(), params)
+        data = schemas.load(schemas.UpdateCustomerSchema, params)
         customer_id, version = data.pop("id"), data.pop("version")
         with self.uow as uow:
             c = self._visible(uow, customer_id)
@@ -242,7 +241,7 @@ class CustomerService:
     @translated
     def relate_customers(self, params):
         """Record that ``related_id`` is ``kind`` of ``customer_id`` (and the inverse)."""
-        data = schemas.load(schemas.RelateSchema(), params)
+        data = schemas.load(schemas.RelateSchema, params)
         with self.uow as uow:
             a = self._visible(uow, data["customer_id"])
             domain.require_write(self.caller, a)
@@ -261,7 +260,7 @@ class CustomerService:
     @translated
     def unrelate_customers(self, params):
         """Remove a relation (both directions); without ``kind``, every relation of the two."""
-        data = schemas.load(schemas.UnrelateSchema(), params)
+        data = schemas.load(schemas.UnrelateSchema, params)
         with self.uow as uow:
             a = self._visible(uow, data["customer_id"])
             domain.require_write(self.caller, a)
@@ -283,7 +282,7 @@ class CustomerService:
     @translated
     def locate_customer(self, params):
         """Store a location fix of a customer from the phone's GPS (F5.8)."""
-        data = schemas.load(schemas.LocateSchema(), params)
+        data = schemas.load(schemas.LocateSchema, params)
         with self.uow as uow:
             c = self._visible(uow, data["id"])
             domain.require_write(self.caller, c)
@@ -302,7 +301,7 @@ class CustomerService:
     @translated
     def analyse_customers(self, params):
         """Age, gender and occupation mix of one's customers, by branch, region or manager (F6)."""
-        data = schemas.load(schemas.AnalysisSchema(), params)
+        data = schemas.load(schemas.AnalysisSchema, params)
         by = data.pop("by", "branch")
         scope = self._scope(ANALYSE)
         crit = domain.criteria(data)
@@ -321,7 +320,7 @@ class CustomerService:
     def import_customers(self, params):
         """Import customers from CSV or XLSX: every refused row is reported; ``mode``
         all_or_nothing (default) stores nothing when a row is refused, valid_rows the rest."""
-        data = schemas.load(schemas.ImportSchema(), params)
+        data = schemas.load(schemas.ImportSchema, params)
         mode = data.get("mode", "all_or_nothing")
         try:
             content = base64.b64decode(data["content_base64"], validate=True)
@@ -371,7 +370,7 @@ class CustomerService:
     @translated
     def export_customers(self, params):
         """Export the customers a search finds as CSV or XLSX (masked unless customer:pii)."""
-        data = schemas.load(schemas.ExportSchema(), params)
+        data = schemas.load(schemas.ExportSchema, params)
         fmt, limit = data.pop("format"), data.pop("limit", 5000)
         crit = domain.criteria(data)
         scope = self._scope(EXPORT)

@@ -21,7 +21,7 @@ from customer_mesh import OPERATOR, call, ics
 pytestmark = pytest.mark.integration
 
 sys.path.insert(0, str(ics.ROOT / "services" / "customer"))
-from customer.domain import make_resident_id
+from customer.domain import make_resident_id  # noqa: E402
 
 PLACES = {"A": ("53010201", "agent-3"), "B": ("53010301", "agent-2"), "C": ("53290101", "cm-1")}
 # caller → (customers seen, customers changeable, holds analyse/import/export)

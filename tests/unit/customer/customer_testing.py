@@ -10,7 +10,7 @@ SERVICE_ROOT = Path(__file__).resolve().parents[3] / "services" / "customer"
 if str(SERVICE_ROOT) not in sys.path:
     sys.path.insert(0, str(SERVICE_ROOT))
 
-from invoke_centre.kit import CallerContext
+from invoke_centre.kit import CallerContext  # noqa: E402
 
 
 def caller(user_id: str = "agent-1", branch: str = "530102", *grants: str) -> CallerContext:
