@@ -42,10 +42,7 @@ import psycopg2
 import requests
 from sqlalchemy import text
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-SERVICE = ROOT / "services" / "audit"
-sys.path.insert(0, str(SERVICE))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "services" / "audit"))
 
 from audit import chain, domain
 from audit.checkpoints import CheckpointLog, load_or_create_key
@@ -53,6 +50,9 @@ from audit.checkpoints import CheckpointLog, load_or_create_key
 from invoke_centre.kit import make_engine, upgrade
 from invoke_centre.kit.audit import audit_event
 
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+SERVICE = ROOT / "services" / "audit"
 MGMT = os.environ.get("ICS_MANAGEMENT_URL", "http://127.0.0.1:15672")
 AUTH = ("guest", "guest")
 PG_DSN = os.environ.get("ICS_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -223,8 +223,8 @@ def _fill(kind: str, uri: str, n: int, cp: CheckpointLog, key: bytes) -> float:
                 for r in rows:
                     buf.write("\t".join(str(r[c]).replace("\\", "\\\\") for c in cols) + "\n")
                 buf.seek(0)
-                cur.copy_expert(f"COPY audit_records ({', '.join(chr(34) + c + chr(34) for c in cols)})"
-                                " FROM STDIN", buf)
+                quoted = ", ".join(f'"{c}"' for c in cols)
+                cur.copy_expert(f"COPY audit_records ({quoted}) FROM STDIN", buf)
             else:
                 cur.executemany(
                     f"INSERT INTO audit_records ({', '.join(chr(34) + c + chr(34) for c in cols)})"

@@ -8,7 +8,9 @@ heartbeats and ingest) and the ingest figures.
 ``Audit``: the kit's ``AuditTrail`` with its event serialised as JSON text. The kit hands kombu
 the event dict together with ``content_type="application/json"``, and kombu then does not
 serialise it (a given content type means "already encoded"): py-amqp fails on the dict. Drop
-this class once the kit serialises the event itself.
+this class once the kit serialises the event itself. It also publishes ``mandatory``: an event
+no queue takes (no audit queue on the vhost yet) raises ``UndeliverableMessage`` instead of
+vanishing.
 """
 
 from __future__ import annotations
@@ -69,13 +71,14 @@ class TrailSettings:
 
 
 class Audit(AuditTrail):
-    """``audit = Audit()``: ``self.audit.record(...)`` publishes an audit event (confirmed)."""
+    """``audit = Audit()``: ``self.audit.record(...)`` publishes an audit event (confirmed,
+    mandatory)."""
 
     def publish(self, event: dict[str, Any]) -> None:
         self.publisher.publish(json.dumps(event, ensure_ascii=False),
                                routing_key=f"{event['type']}.{event['source']}",
                                message_id=event["event_id"], content_type="application/json",
-                               content_encoding="utf-8", retry=True)
+                               content_encoding="utf-8", retry=True, mandatory=True)
 
 
 def _offload(fn, *args, **kwargs):

@@ -92,7 +92,8 @@ class _Instant(fields.Field):
             raise ValidationError(str(exc))
 
 
-_Key = lambda: fields.Str(validate=validate.Length(1, domain.MAX_KEY_TEXT))
+def _Key() -> fields.Str:  # noqa: N802 - reads like the field classes it stands beside
+    return fields.Str(validate=validate.Length(1, domain.MAX_KEY_TEXT))
 
 
 class _Strict(Schema):

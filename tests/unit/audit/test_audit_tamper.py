@@ -67,8 +67,8 @@ class Tamperer:
 
     def row(self, seq):
         cols = ", ".join(f'"{c}"' for c in COLUMNS)
-        return dict(zip(COLUMNS, self.sql(f"SELECT {cols} FROM audit_records WHERE seq = ?",
-                                          seq).fetchone()))
+        found = self.sql(f"SELECT {cols} FROM audit_records WHERE seq = ?", seq).fetchone()
+        return dict(zip(COLUMNS, found, strict=True))
 
     def put(self, seq, row):
         cols = ", ".join(f'"{c}"' for c in ["seq"] + COLUMNS)
