@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "services" / "audit
 
 from audit import chain
 from audit.checkpoints import CheckpointLog, load_or_create_key
+from audit.ingest import IngestSettings, KombuOutbox, declare
 
 from invoke_centre.kit import make_engine
 from invoke_centre.kit.audit import audit_event
@@ -89,3 +90,41 @@ def _queue_empty(mesh):
         return q.method.message_count == 0
     finally:
         conn.close()
+
+
+class _Received:
+    """What the loop holds of a delivered message."""
+
+    def __init__(self, body, headers=None):
+        self.body, self.headers = body, headers or {}
+        self.properties = {"content_type": "application/json", "content_encoding": "utf-8",
+                           "message_id": "m-1"}
+        self.delivery_info = {"routing_key": "login.centre"}
+
+
+def test_a_retried_event_comes_back_and_a_dead_one_waits_in_the_dlq(vhost):
+    """The retry queue hands a message back to audit.ingest after its delay, with its count;
+    the dead-letter exchange puts one in audit.ingest.dlq with its reason."""
+    from kombu import Connection
+
+    with Connection(vhost) as conn:
+        declare(conn.channel(), IngestSettings())
+    outbox = KombuOutbox(vhost, retry_delay_s=0.2)
+    outbox.retry(_Received(b'{"event_id": "e-1"}'), 1, "ValueError: refused")
+    outbox.dead(_Received(b"not json"), 1, "invalid: not JSON")
+    outbox.close()
+
+    conn = pika.BlockingConnection(pika.URLParameters(vhost))
+    ch = conn.channel()
+
+    def get(queue):
+        method, props, body = ch.basic_get(queue, auto_ack=True)
+        return method and (body, props.headers, props.message_id)
+
+    body, headers, message_id = wait_for(lambda: get("audit.ingest"), 10, 0.05, "the retry")
+    assert body == b'{"event_id": "e-1"}' and message_id == "m-1"
+    assert headers["x-audit-attempts"] == 1 and headers["x-audit-error"] == "ValueError: refused"
+    body, headers, _ = get("audit.ingest.dlq")
+    assert body == b"not json" and headers["x-audit-error"] == "invalid: not JSON"
+    assert headers["x-audit-routing-key"] == "login.centre"
+    conn.close()
