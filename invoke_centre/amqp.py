@@ -189,7 +189,10 @@ class Bus:
             slot.error = BusError("unreadable answer from the service")
         slot.event.set()
 
-    def _on_return(self, _ch, _method, props, _body: bytes) -> None:
+    def _on_return(self, _ch, method, props, body: bytes) -> None:
+        if method.exchange == wire.AUDIT_EXCHANGE:
+            _log.error("audit event not delivered, no queue takes it: %s", body.decode())
+            return
         slot = self._pending.pop(props.correlation_id, None)
         if slot is not None:
             slot.fail(Unavailable("no queue for this service"))
@@ -235,7 +238,7 @@ class Bus:
                     wire.AUDIT_EXCHANGE, f"{event['type']}.{event['source']}", body,
                     pika.BasicProperties(content_type="application/json",
                                          content_encoding="utf-8", delivery_mode=2,
-                                         message_id=event["event_id"]))
+                                         message_id=event["event_id"]), mandatory=True)
             except Exception:
                 _log.error("audit event not published: %s", body.decode())
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,9 @@ class Api:
 
     def __call__(self, method: str, path: str, body: Any = None, **params) -> Any:
         try:
-            resp = self._send(method, path, body, params)
+            resp = self._send(method, path, body, dict(params))
             if resp.status_code == 401 and not self.token and self._refresh():
-                resp = self._send(method, path, body, params)
+                resp = self._send(method, path, body, dict(params))
         except requests.RequestException as exc:
             raise click.ClickException(f"cannot reach the gateway at {self.url}: {exc}")
         try:
@@ -74,10 +75,17 @@ class Api:
                                        f"{err.get('message')}{detail}")
         return payload["data"]
 
+    def invoke(self, name: str, params: dict, *, mutating: bool = False,
+               timeout: float = 60.0) -> Any:
+        """A named request through the gateway, as this operator."""
+        headers = {"Idempotency-Key": uuid.uuid4().hex} if mutating else {}
+        return self("POST", f"/v1/invoke/{name}", params, _headers=headers, _timeout=timeout)
+
     def _send(self, method: str, path: str, body: Any, params: dict) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self._bearer()}", **params.pop("_headers", {})}
+        timeout = params.pop("_timeout", 10)
         return requests.request(method, f"{self.url}{path}", json=body, params=params,
-                                headers={"Authorization": f"Bearer {self._bearer()}"},
-                                timeout=10)
+                                headers=headers, timeout=timeout)
 
 
 def save_session(session: dict) -> None:
@@ -268,6 +276,146 @@ def bus(ctx: click.Context) -> None:
     t = data["totals"]
     console.print(f"{t['queues']} queues, {t['ready']} ready, {t['unacked']} unacked, "
                   f"{t['dead_letters']} dead letters, {t['alerts']} alerts")
+
+
+def _audit_filters(user: str | None, types: tuple[str, ...], since: str | None,
+                   until: str | None, request_id: str | None, named_request: str | None,
+                   outcome: str | None) -> dict:
+    params = {"user_id": user, "from": since, "to": until, "request_id": request_id,
+              "named_request": named_request, "outcome": outcome}
+    if types:
+        params["type"] = list(types)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _audit_filter_options(fn):
+    for opt in reversed([
+        click.option("--user", help="user id"),
+        click.option("--type", "types", multiple=True, help="event type (repeatable)"),
+        click.option("--from", "since", help="ISO 8601 with a zone, inclusive"),
+        click.option("--to", "until", help="ISO 8601 with a zone, exclusive"),
+        click.option("--request-id"),
+        click.option("--named-request"),
+        click.option("--outcome", type=click.Choice(["success", "failure", "refused"])),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail (auditors: audit:read; the policy: audit:admin)."""
+
+
+@audit.command("search")
+@_audit_filter_options
+@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--cursor", help="next_cursor of the previous page")
+@click.option("--asc", is_flag=True, help="oldest first")
+@click.pass_context
+def audit_search(ctx: click.Context, limit: int, cursor: str | None, asc: bool,
+                 **filters: Any) -> None:
+    """Search audit records (newest first)."""
+    params = {**_audit_filters(**filters), "limit": limit, "order": "asc" if asc else "desc"}
+    if cursor:
+        params["cursor"] = cursor
+    data = ctx.obj["api"].invoke("audit.search", params)
+    if not _show(ctx, data):
+        _table("audit records", ["seq", "at", "type", "user", "named request", "object",
+                                 "outcome", "source"],
+               [[r["seq"], r["at"], r["type"], r["who"]["user_id"],
+                 r["where"]["named_request"], r["object"], r["outcome"], r["source"]]
+                for r in data["items"]])
+        if data["next_cursor"]:
+            console.print(f"more: --cursor {data['next_cursor']}")
+
+
+@audit.command("get")
+@click.argument("seq_or_event_id")
+@click.pass_context
+def audit_get(ctx: click.Context, seq_or_event_id: str) -> None:
+    """One record, by seq or event id."""
+    params = ({"seq": int(seq_or_event_id)} if seq_or_event_id.isdigit()
+              else {"event_id": seq_or_event_id})
+    click.echo(json.dumps(ctx.obj["api"].invoke("audit.get", params), indent=2, ensure_ascii=False))
+
+
+@audit.command("export")
+@_audit_filter_options
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="CSV file to write (every page)")
+@click.pass_context
+def audit_export(ctx: click.Context, out: Path, **filters: Any) -> None:
+    """Export matching records as CSV, following every page."""
+    params, rows, first = {**_audit_filters(**filters), "limit": 20000}, 0, True
+    with out.open("w", encoding="utf-8", newline="") as f:
+        while True:
+            data = ctx.obj["api"].invoke("audit.export", params, timeout=120)
+            text = data["csv"] if first else data["csv"].split("\r\n", 1)[1]
+            f.write(text)
+            rows, first = rows + data["rows"], False
+            if not data["next_cursor"]:
+                break
+            params["cursor"] = data["next_cursor"]
+    click.echo(f"{rows} records written to {out}")
+
+
+@audit.command("verify")
+@click.option("--since-seq", type=int, help="from the last checkpoint before this seq")
+@click.pass_context
+def audit_verify(ctx: click.Context, since_seq: int | None) -> None:
+    """Re-walk the hash chain and the signed checkpoints."""
+    data = ctx.obj["api"].invoke("audit.verify", {"since_seq": since_seq} if since_seq else {},
+                   timeout=120)
+    if not _show(ctx, data):
+        if data["ok"]:
+            click.echo(f"ok: records {data['from_seq']}..{data['last_seq']} verified, "
+                       f"{data['checkpoints']} checkpoints, {data['took_ms']} ms")
+        else:
+            bad = data["first_bad"]
+            raise click.ClickException(f"TAMPERED at seq {bad['seq']} ({bad['kind']}): "
+                                       f"{bad['message']}")
+
+
+@audit.command("status")
+@click.pass_context
+def audit_status(ctx: click.Context) -> None:
+    """Records, chain head, policy version, ingest figures."""
+    click.echo(json.dumps(ctx.obj["api"].invoke("audit.status", {}), indent=2))
+
+
+@audit.group("policy")
+def audit_policy() -> None:
+    """What is logged beyond the always-audited kinds."""
+
+
+@audit_policy.command("get")
+@click.pass_context
+def audit_policy_get(ctx: click.Context) -> None:
+    data = ctx.obj["api"].invoke("audit.policy.get", {})
+    if not _show(ctx, data):
+        console.print(f"version {data['version']} (set by {data['set_by'] or '-'} at "
+                      f"{data['set_at'] or '-'}); always kept: "
+                      f"{', '.join(data['always_audited'])}")
+        click.echo(json.dumps({"rules": data["rules"]}, indent=2))
+
+
+@audit_policy.command("set")
+@click.argument("rules_file", type=click.File("r"))
+@click.option("--note", default="")
+@click.option("--expected-version", type=int)
+@click.pass_context
+def audit_policy_set(ctx: click.Context, rules_file, note: str,
+                     expected_version: int | None) -> None:
+    """Set the policy from a JSON file ({"rules": [...]} or the list itself; - for stdin)."""
+    rules = json.load(rules_file)
+    params = {"rules": rules["rules"] if isinstance(rules, dict) else rules, "note": note}
+    if expected_version is not None:
+        params["expected_version"] = expected_version
+    data = ctx.obj["api"].invoke("audit.policy.set", params, mutating=True)
+    if not _show(ctx, data):
+        click.echo(f"policy version {data['version']} in force (audit record "
+                   f"{data['record_seq']})")
 
 
 # --- identity ------------------------------------------------------------------------------------

@@ -15,13 +15,14 @@ In a service::
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from logging import getLogger
 from typing import Any
 
 from kombu import Exchange
-from nameko.amqp.publish import Publisher
+from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
 from nameko.extensions import DependencyProvider
 
@@ -69,9 +70,17 @@ class AuditTrail(DependencyProvider):
                                    delivery_mode=PERSISTENT, serializer="json")
 
     def publish(self, event: dict[str, Any]) -> None:
-        self.publisher.publish(event, routing_key=f"{event['type']}.{event['source']}",
-                               message_id=event["event_id"], content_type="application/json",
-                               retry=True)
+        # JSON text: given a content type, kombu does not serialise a dict (py-amqp then fails)
+        body = json.dumps(event, ensure_ascii=False)
+        try:
+            self.publisher.publish(body, routing_key=f"{event['type']}.{event['source']}",
+                                   message_id=event["event_id"],
+                                   content_type="application/json", content_encoding="utf-8",
+                                   retry=True, mandatory=True)
+        except UndeliverableMessage:
+            # no audit queue on this vhost (the audit service never started here): say so, in
+            # full, rather than lose the event without a trace
+            _log.error("audit event not delivered, no queue takes it: %s", body)
 
     def get_dependency(self, worker_ctx) -> _Recorder:
         return _Recorder(self, CallerContext.from_data(worker_ctx.data))

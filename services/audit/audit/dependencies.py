@@ -4,18 +4,10 @@
 get a ``TrailAccess``: the key to append with, ``appended()`` to tell the checkpoint log about a
 commit, ``verify()`` (run in a native thread so that a long walk does not stall the instance's
 heartbeats and ingest) and the ingest figures.
-
-``Audit``: the kit's ``AuditTrail`` with its event serialised as JSON text. The kit hands kombu
-the event dict together with ``content_type="application/json"``, and kombu then does not
-serialise it (a given content type means "already encoded"): py-amqp fails on the dict. Drop
-this class once the kit serialises the event itself. It also publishes ``mandatory``: an event
-no queue takes (no audit queue on the vhost yet) raises ``UndeliverableMessage`` instead of
-vanishing.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from logging import getLogger
@@ -39,7 +31,7 @@ from audit.ingest import (
     KombuOutbox,
 )
 from audit.repository import REPOSITORIES
-from invoke_centre.kit import AuditTrail, UnitOfWork, make_engine
+from invoke_centre.kit import UnitOfWork, make_engine
 
 _log = getLogger(__name__)
 
@@ -68,17 +60,6 @@ class TrailSettings:
                                         or "var/audit-signing.key")),
                    checkpoint_every=int(config.get("AUDIT_CHECKPOINT_EVERY") or 1000),
                    checkpoint_s=float(config.get("AUDIT_CHECKPOINT_S") or 1.0))
-
-
-class Audit(AuditTrail):
-    """``audit = Audit()``: ``self.audit.record(...)`` publishes an audit event (confirmed,
-    mandatory)."""
-
-    def publish(self, event: dict[str, Any]) -> None:
-        self.publisher.publish(json.dumps(event, ensure_ascii=False),
-                               routing_key=f"{event['type']}.{event['source']}",
-                               message_id=event["event_id"], content_type="application/json",
-                               content_encoding="utf-8", retry=True, mandatory=True)
 
 
 def _offload(fn, *args, **kwargs):

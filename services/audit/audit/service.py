@@ -15,9 +15,11 @@ from logging import getLogger
 from pathlib import Path
 
 from audit import chain, domain, schemas
-from audit.dependencies import Audit, Trail
+from audit.dependencies import Trail
 from audit.repository import REPOSITORIES
+from invoke_centre.audit_events import who_of
 from invoke_centre.kit import (
+    AuditTrail,
     Caller,
     Conflict,
     Database,
@@ -27,7 +29,6 @@ from invoke_centre.kit import (
     ValidationError,
     serves,
 )
-from invoke_centre.kit.audit import who_of
 
 _log = getLogger(__name__)
 
@@ -42,7 +43,7 @@ class AuditService:
     caller = Caller()
     uow = Database(migrations=MIGRATIONS, repositories=REPOSITORIES)
     trail = Trail()
-    audit = Audit()
+    audit = AuditTrail()
 
     # --- helpers ----------------------------------------------------------------------
     def _require(self, permission: str) -> None:
