@@ -1,12 +1,14 @@
 """The audit service in the mesh: its named requests through the centre, the policy taking
 effect at once, clear errors, auditors only, and poison messages set aside where ops see them."""
 
+import json
+import subprocess
 import uuid
 
 import pika
 import pytest
 from audit_kit import Publisher, audit_env
-from meshkit import AGENT_TOKEN, wait_for
+from meshkit import AGENT_TOKEN, BIN, wait_for
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
@@ -51,7 +53,7 @@ def wait_stored(mesh, request_id):
                     f"the event of request {request_id}")
 
 
-def test_the_trail_through_the_centre(audit_mesh):
+def test_the_trail_through_the_centre(audit_mesh, tmp_path):
     mesh = audit_mesh
     pub = Publisher(mesh.amqp_uri)
 
@@ -104,6 +106,19 @@ def test_the_trail_through_the_centre(audit_mesh):
     assert export["rows"] == 5 and export["csv"].startswith("seq,event_id,type,at")
     report = invoke(mesh, "audit.verify").json()["data"]
     assert report["ok"] and report["first_bad"] is None and report["records"] >= 10
+
+    # --- the same through the ics tool ---------------------------------------------------
+    env = {**mesh.env, "ICS_URL": mesh.url, "ICS_TOKEN": ADMIN}
+    out = subprocess.run([BIN / "ics", "audit", "verify"], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.startswith("ok: records 1..")
+    out = subprocess.run([BIN / "ics", "--json", "audit", "search", "--type", "over_privilege"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    assert len(json.loads(out)["items"]) == 5
+    csv_file = tmp_path / "trail.csv"
+    subprocess.run([BIN / "ics", "audit", "export", "--out", str(csv_file)], env=env,
+                   check=True, capture_output=True)
+    assert csv_file.read_text().startswith("seq,event_id,type,at")
 
     # --- clear errors, auditors only -----------------------------------------------------
     r = invoke(mesh, "audit.search", {"type": "coffee"})
