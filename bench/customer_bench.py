@@ -148,16 +148,19 @@ CALLER = {"user_id": "bench-mgr", "roles": "manager", "branch": "53",
 
 
 def in_service(uri: str, keys: dict[str, list[str]], per_kind: int) -> dict:
+    from customer.dependencies import Work
     from customer.repository import CustomerRepository
     from customer.service import CustomerService
     from nameko.testing.services import worker_factory
     from sqlalchemy.orm import sessionmaker
 
-    from invoke_centre.kit import CallerContext, UnitOfWork, make_engine
+    from invoke_centre.kit import CallerContext, make_engine
 
-    engine = make_engine(uri, pool_size=2) if uri.startswith("postgresql") else make_engine(uri)
-    uow = UnitOfWork(sessionmaker(bind=engine, expire_on_commit=False),
-                     {"customers": CustomerRepository})
+    # as the service's Database dependency does: reads in autocommit on PostgreSQL
+    engine = (make_engine(uri, pool_size=2, isolation_level="AUTOCOMMIT")
+              if uri.startswith("postgresql") else make_engine(uri))
+    uow = Work(sessionmaker(bind=engine, expire_on_commit=False),
+               {"customers": CustomerRepository})
     worker = worker_factory(CustomerService, uow=uow, caller=CallerContext.from_data(CALLER))
     params = {"id": lambda k: {"id_number": k}, "mobile": lambda k: {"mobile": k},
               "name_prefix": lambda k: {"name": k, "name_match": "prefix"},
@@ -360,7 +363,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--reload", action="store_true", help="drop and load the data again")
     ap.add_argument("--per-kind", type=int, default=3000, help="lookups per kind in the service")
-    ap.add_argument("--rate", type=int, default=300, help="offered ID lookups/s via the centre")
+    ap.add_argument("--rates", default="300,200,100",
+                    help="offered ID lookups/s via the centre, one phase each (first: the goal)")
     ap.add_argument("--seconds", type=int, default=30, help="length of each load phase")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--port", type=int, default=18088)
@@ -391,9 +395,12 @@ def main() -> int:
             mesh.start()
             log("warming up through the centre")
             wrk_max(args.port, keys["id"], args.connections, 5)
-            log(f"fixed rate: {args.rate} ID lookups/s for {args.seconds} s (k6)")
-            result["centre_fixed_rate"] = k6_fixed(args.port, keys["id"], args.rate, args.seconds)
-            log(f"  {result['centre_fixed_rate']}")
+            result["centre_fixed_rate"] = []
+            for rate in (int(x) for x in args.rates.split(",") if x):
+                log(f"fixed rate: {rate} ID lookups/s for {args.seconds} s (k6)")
+                result["centre_fixed_rate"].append(k6_fixed(args.port, keys["id"], rate,
+                                                            args.seconds))
+                log(f"  {result['centre_fixed_rate'][-1]}")
             log(f"maximum: {args.connections} connections for {args.seconds} s (wrk)")
             result["centre_max"] = wrk_max(args.port, keys["id"], args.connections, args.seconds)
             log(f"  {result['centre_max']}")

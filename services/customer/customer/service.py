@@ -152,7 +152,7 @@ class CustomerService:
         """Find customers by ID number, mobile, name, name prefix or pinyin initials (F1.1)."""
         crit = domain.criteria(schemas.load(schemas.SearchSchema, params))
         scope = self._scope(READ)
-        with self.uow as uow:
+        with self.uow.read() as uow:
             found = uow.customers.search(crit, scope, limit=crit.limit + 1)
         more = len(found) > crit.limit
         items = found[:crit.limit]
@@ -166,7 +166,7 @@ class CustomerService:
     def get_customer(self, params):
         """One customer with their relations (the household)."""
         data = schemas.load(schemas.GetCustomerSchema, params)
-        with self.uow as uow:
+        with self.uow.read() as uow:
             c = self._visible(uow, data["id"])
             related = uow.customers.relations_of(c.id)
         answer = self._present([c])[0]
@@ -306,7 +306,7 @@ class CustomerService:
         scope = self._scope(ANALYSE)
         crit = domain.criteria(data)
         today = date.today()
-        with self.uow as uow:
+        with self.uow.read() as uow:
             rows = uow.customers.analysis(by, crit, scope, today)
         groups = domain.summarise(rows)
         for g in groups:
@@ -374,7 +374,7 @@ class CustomerService:
         fmt, limit = data.pop("format"), data.pop("limit", 5000)
         crit = domain.criteria(data)
         scope = self._scope(EXPORT)
-        with self.uow as uow:
+        with self.uow.read() as uow:
             found = uow.customers.search(crit, scope, limit=limit + 1)
         truncated = len(found) > limit
         found = found[:limit]
