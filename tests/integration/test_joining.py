@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pika
-from meshkit import BIN, ROOT, wait_for
+from meshkit import BIN, OPERATOR_TOKEN, ROOT, wait_for
 
 
 def _listen_for_announce(amqp_uri: str, got: dict, ready: threading.Event) -> None:
@@ -100,7 +100,7 @@ def test_the_gateway_logs_carry_the_request_id(quotes_mesh):
 
 
 def test_the_ics_tool_lists_what_runs(quotes_mesh):
-    env = {**quotes_mesh.env, "ICS_URL": quotes_mesh.url}
+    env = {**quotes_mesh.env, "ICS_URL": quotes_mesh.url, "ICS_TOKEN": OPERATOR_TOKEN}
     out = subprocess.run([BIN / "ics", "--json", "routes"], env=env, capture_output=True,
                          text=True, check=True).stdout
     names = {r["name"] for r in json.loads(out)["routes"]}

@@ -3,7 +3,7 @@
 import subprocess
 
 import pika
-from meshkit import BIN, wait_for
+from meshkit import BIN, OPERATOR_TOKEN, wait_for
 
 
 def test_metrics_count_requests_and_live_instances(quotes_mesh):
@@ -48,7 +48,7 @@ def test_bus_view_joins_queues_to_services(quotes_mesh):
     assert data["totals"]["dead_letters"] == 1
     assert any(x["name"] == "ics.registry" for x in data["exchanges"])
 
-    env = {**quotes_mesh.env, "ICS_URL": quotes_mesh.url}
+    env = {**quotes_mesh.env, "ICS_URL": quotes_mesh.url, "ICS_TOKEN": OPERATOR_TOKEN}
     out = subprocess.run([BIN / "ics", "bus"], env=env, capture_output=True, text=True,
                          check=True).stdout
     assert "rpc-quotes" in out and "messages waiting with no consumer" in out
