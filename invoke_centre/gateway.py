@@ -392,7 +392,8 @@ class Gateway(SecurityApi):
             if outcome.kind == "replay":
                 body = json.loads(outcome.response)
                 body["request_id"] = rid
-                return _json(outcome.status, body, rid, {"Idempotent-Replayed": "true"})
+                replay = _json(outcome.status, body, rid, {"Idempotent-Replayed": "true"})
+                return self._seal(replay, level, terminal)
         try:
             response = self._call(route, principal, params, rid, timeout_s, key)
         except ApiError as err:
@@ -403,15 +404,21 @@ class Gateway(SecurityApi):
             if key:  # nothing sure was done: free the key for a retry
                 self.centre.idempotency.finish(principal.user_id, key, 500, "")
             raise
-        if level == "sealed":
-            try:
-                sealed = protection.seal_answer(response.get_data(), terminal)
-            except protection.ProtectionError as exc:
-                raise ApiError(401, "protection_failed", str(exc))
-            response.set_data(sealed)
-            response.mimetype = protection.JOSE
-        if key:
+        if key:  # kept in the clear; sealed again for each replay
             self._remember(principal, key, response)
+        return self._seal(response, level, terminal)
+
+    @staticmethod
+    def _seal(response: Response, level: str, terminal) -> Response:
+        """A sealed request's successful answer goes back encrypted to the device."""
+        if level != "sealed" or response.status_code != 200:
+            return response
+        try:
+            sealed = protection.seal_answer(response.get_data(), terminal)
+        except protection.ProtectionError as exc:
+            raise ApiError(401, "protection_failed", str(exc))
+        response.set_data(sealed)
+        response.mimetype = protection.JOSE
         return response
 
     def _open(self, request: Request, rid: str, route: registry.Route, principal: Principal):

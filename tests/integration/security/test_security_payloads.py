@@ -66,9 +66,14 @@ def test_sealed_requests_and_answers(org):
     broken = c.request("POST", "/v1/invoke/quote.price", raw=".".join(parts).encode(),
                        headers={"Content-Type": "application/jose"})
     assert broken.status == 401
+    k = key()
     ok = c.invoke("quote.accept", {"quote_no": "Q-sealed"}, protection="sealed",
-                  idempotency_key=key())
+                  idempotency_key=k)
     assert ok.status == 200 and ok.data["quote_no"] == "Q-sealed"
+    again = c.invoke("quote.accept", {"quote_no": "Q-sealed"}, protection="sealed",
+                     idempotency_key=k)  # re-signed (new jti), same key: the first answer
+    assert again.status == 200 and again.data == ok.data
+    assert again.headers["Idempotent-Replayed"] == "true"
 
 
 def test_device_key_rotation(org):
