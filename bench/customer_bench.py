@@ -339,6 +339,21 @@ def wrk_max(port: int, keys: list[str], connections: int, seconds: int) -> dict:
             "p50_ms": round(d["p50_us"] / 1000, 2), "p99_ms": round(d["p99_us"] / 1000, 2)}
 
 
+def sequential(port: int, keys: list[str], n: int) -> dict:
+    """One client, one lookup after the other: the latency of a lookup without queueing."""
+    http = requests.Session()
+    url = f"http://127.0.0.1:{port}/v1/invoke/customer.search"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    times = []
+    for k in keys[:n]:
+        t0 = time.perf_counter()
+        r = http.post(url, json={"id_number": k}, headers=headers, timeout=10)
+        times.append((time.perf_counter() - t0) * 1000)
+        assert r.status_code == 200 and r.json()["data"]["items"], r.text
+    return {"calls": len(times), "p50_ms": round(pct(times, 50), 2),
+            "p99_ms": round(pct(times, 99), 2), "max_ms": round(max(times), 2)}
+
+
 def machine() -> dict:
     cpu = "?"
     try:
@@ -395,6 +410,8 @@ def main() -> int:
             mesh.start()
             log("warming up through the centre")
             wrk_max(args.port, keys["id"], args.connections, 5)
+            result["centre_sequential"] = sequential(args.port, keys["id"], 1000)
+            log(f"  one client, sequential: {result['centre_sequential']}")
             result["centre_fixed_rate"] = []
             for rate in (int(x) for x in args.rates.split(",") if x):
                 log(f"fixed rate: {rate} ID lookups/s for {args.seconds} s (k6)")
