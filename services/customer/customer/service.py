@@ -20,7 +20,7 @@ from nameko.events import EventDispatcher
 
 from customer import dictionaries as dicts
 from customer import domain, files, schemas
-from customer.dependencies import Audit, Database
+from customer.dependencies import Database
 from customer.exceptions import (
     CustomerError,
     Duplicate,
@@ -32,6 +32,7 @@ from customer.exceptions import (
 from customer.repository import CustomerRepository, duplicate
 from customer.schemas import ShapeError, json_schema
 from invoke_centre.kit import (
+    AuditTrail,
     Caller,
     Conflict,
     Forbidden,
@@ -102,7 +103,7 @@ class CustomerService:
     member = Member(version=__version__)
     caller = Caller()
     uow = Database(migrations=MIGRATIONS, repositories={"customers": CustomerRepository})
-    audit = Audit()
+    audit = AuditTrail()
     dispatch = EventDispatcher()
 
     # --- helpers ------------------------------------------------------------------------------

@@ -3,17 +3,11 @@ for the centre), a vhost of a module's own, and calling named requests."""
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
-from pathlib import Path
 from urllib.parse import quote
 
+import meshkit as ics
 import requests
-
-ROOT = Path(__file__).resolve().parents[3]
-_spec = importlib.util.spec_from_file_location("ics_root_conftest", ROOT / "tests" / "conftest.py")
-ics = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ics)
 
 # who calls, as the tokens file gives them to the centre
 BRANCH = "530102"
