@@ -39,8 +39,10 @@ class Principal:
     def may(self, permission: str) -> bool:
         return "*" in self.permissions or permission in self.permissions
 
-    def may_at(self, permission: str, *, branch: str | None, owner: str | None = None) -> bool:
-        return may_at(self.grants, permission, user_id=self.user_id, branch=branch, owner=owner)
+    def may_at(self, permission: str, *, branch: str | None, owner: str | None = None,
+               line: str | None = None) -> bool:
+        return may_at(self.grants, permission, user_id=self.user_id, branch=branch, owner=owner,
+                      line=line)
 
     @property
     def is_admin(self) -> bool:

@@ -29,7 +29,7 @@ from werkzeug.wrappers import Request, Response
 from invoke_centre import metrics, openapi, protection, registry, wire
 from invoke_centre.amqp import Bus, BusError, DeadlinePassed, Unavailable
 from invoke_centre.audit_events import audit_event
-from invoke_centre.auth import Authenticator, Principal
+from invoke_centre.auth import ADMIN_PERMISSION, Authenticator, Principal
 from invoke_centre.busview import BusView, BusViewError
 from invoke_centre.config import Settings
 from invoke_centre.db import make_engine
@@ -284,14 +284,22 @@ class Gateway(SecurityApi):
             raise ApiError(401, "unauthenticated", "a valid bearer token is required")
         return principal
 
-    def _admin(self, request: Request, permission: str = "ics:routes") -> Principal:
-        """An operator holding ``permission`` (or ``ics:admin``) somewhere."""
+    def _admin(self, request: Request, permission: str = "ics:routes", *,
+               scoped: bool = False) -> Principal:
+        """An operator holding ``permission`` (or ``ics:admin``). Mesh-wide areas (routes, the
+        bus, keys, terminal classes, roles) need it everywhere; ``scoped`` areas (users,
+        terminals) take it within a branch and check each object against that scope."""
         principal = self._principal(request)
-        if not (principal.may(permission) or principal.is_admin):
+        grants = [g for g in principal.grants
+                  if g.grants(permission) or g.grants(ADMIN_PERMISSION)]
+        if not scoped:
+            grants = [g for g in grants if g.scope == "*"]
+        if not grants:
             self._audit("over_privilege", principal, request_id_var.get(),
                         operation=f"{request.method} {request.path}", outcome="refused",
-                        detail={"needs": permission})
-            raise ApiError(403, "forbidden", f"this needs the operator permission {permission}")
+                        detail={"needs": permission, "everywhere": not scoped})
+            raise ApiError(403, "forbidden", f"this needs the operator permission {permission}"
+                           + ("" if scoped else " in every branch"))
         return principal
 
     def _audit(self, type_: str, principal: Principal | None, rid: str, **kw: Any) -> None:
@@ -440,6 +448,9 @@ class Gateway(SecurityApi):
             raise ApiError(401, "protection_failed", str(exc))
         if opened is None:
             opened = protection.Opened(self._parse(raw), "normal")
+        if opened.level == "sealed" and not terminal.enc_jwk:
+            raise ApiError(401, "protection_failed", "the terminal registered no encryption "
+                           "key: a sealed answer cannot be returned")
         if protection.LEVELS[opened.level] < protection.LEVELS[needed]:
             raise ApiError(401, "protection_required",
                            f"{route.name} must be sent {needed} from this terminal")
@@ -561,7 +572,8 @@ class Gateway(SecurityApi):
             except RegistryError as err:
                 session.rollback()
                 raise ApiError(err.status, "invalid_change" if err.status == 400 else
-                               {404: "not_found", 409: "conflict"}.get(err.status, "error"),
+                               {401: "unauthenticated", 403: "forbidden", 404: "not_found",
+                                409: "conflict"}.get(err.status, "error"),
                                str(err), err.fields or None)
             except wire.ManifestError as err:
                 session.rollback()
@@ -571,6 +583,8 @@ class Gateway(SecurityApi):
         self.centre.security.refresh()
         if audit is not None:
             principal, operation, object_, params = audit
+            if callable(object_):  # named after the result, e.g. a new user's id
+                object_ = object_(result)
             self._audit("admin_change", principal, rid or request_id_var.get(),
                         operation=operation, object_=object_, params=params)
         return result

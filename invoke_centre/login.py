@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from invoke_centre import credentials, identity, terminals, tokens
 from invoke_centre.models import LoginFailure, LoginNonce, RefreshToken, Terminal, User
+from invoke_centre.privacy import mask_mobile, mask_value
 from invoke_centre.registry import utcnow
 
 NONCE_TTL = timedelta(seconds=120)
@@ -94,7 +94,9 @@ def _fail(session: Session, subjects: list[str], events: Events, who: dict) -> N
         f.count += 1
         if f.count >= MAX_FAILURES:
             f.locked_until = now + LOCK_FOR
-            events.add("lockout", who=who, object_=subject, outcome="refused",
+            kind, _, ident = subject.partition(":")
+            shown = f"phone:{mask_mobile(ident)}" if kind == "phone" else subject
+            events.add("lockout", who=who, object_=shown, outcome="refused",
                        detail={"failures": f.count, "until": f.locked_until.isoformat()})
 
 
@@ -109,7 +111,8 @@ def _check_proof(session: Session, terminal: Terminal, proof: object, phone: str
     if row is None or row.terminal_id != terminal.id or row.used_at is not None \
             or row.expires_at < utcnow():
         return "unknown, spent or expired nonce"
-    if payload.get("terminal_id") != terminal.id or payload.get("phone") != phone:
+    if payload.get("terminal_id") != terminal.id or \
+            identity.normalise_phone(payload.get("phone")) != phone:
         return "proof names another terminal or phone"
     row.used_at = utcnow()
     return None
@@ -121,7 +124,7 @@ def login(session: Session, view: tokens.SecurityView, *, phone: object, pin: ob
     norm = identity.normalise_phone(phone) or str(phone)[:20]
     tid = str(terminal_id)[:40]
     subjects = [f"phone:{norm}", f"terminal:{tid}"]
-    who = {"phone": norm, "terminal_id": tid}
+    who = {"phone": mask_mobile(norm), "terminal_id": tid}
     if _locked(session, subjects):
         events.add("login_failed", who=who, outcome="refused", detail={"reason": "locked"})
         raise LoginFailed(locked=True)
@@ -160,7 +163,7 @@ def login(session: Session, view: tokens.SecurityView, *, phone: object, pin: ob
         if given is not None and recorded is not None and given != recorded:
             events.add("abnormal", who=who, object_=f"terminal:{terminal.id}",
                        outcome="success", detail={"reason": f"{key} differs from enrolment",
-                                                  "given": str(given)[:20]})
+                                                  "given": mask_value(key, str(given)[:20])})
     for subject in subjects:
         f = session.get(LoginFailure, subject)
         if f is not None:
@@ -223,5 +226,27 @@ def purge(session: Session) -> None:
     session.query(SeenRequest).filter(SeenRequest.expires_at < now).delete()
 
 
-def now_s() -> int:
-    return int(time.time())
+def change_secrets(session: Session, user_id: str, *, current_pin: object,
+                   current_password: object, new_pin: object, new_password: object,
+                   events: Events) -> None:
+    """A user changes their own PIN or password by giving the current one of the same kind.
+    Wrong guesses count towards the same lockout as logins."""
+    user = identity.get_user(session, user_id)
+    subjects = [f"phone:{user.phone}"]
+    who = {"user_id": user.id, "branch": user.branch_code}
+    if new_pin is None and new_password is None:
+        raise identity.IdentityError("nothing to change",
+                                     {"new_pin": ["give new_pin or new_password"]})
+    if _locked(session, subjects):
+        raise LoginFailed(locked=True)
+    ok = True
+    if new_password is not None:
+        ok = credentials.verify_secret(user.password_hash, current_password) and ok
+    if new_pin is not None:
+        ok = credentials.verify_secret(user.pin_hash, current_pin) and ok
+    if not ok:
+        _fail(session, subjects, events, who)
+        events.add("login_failed", who=who, outcome="failure",
+                   detail={"reason": "wrong current secret when changing secrets"})
+        raise LoginFailed()
+    identity.set_secrets(session, user, pin=new_pin, password=new_password)

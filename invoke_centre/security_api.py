@@ -8,6 +8,7 @@ scope covers that user's branch: an operator of ``5301`` manages Kunming's peopl
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from werkzeug.routing import Rule
@@ -15,6 +16,7 @@ from werkzeug.wrappers import Request, Response
 
 from invoke_centre import identity, login, terminals, tokens
 from invoke_centre.models import Terminal, User
+from invoke_centre.protection import MAX_AGE_S
 
 RULES = [
     Rule("/v1/auth/challenge", methods=["POST"], endpoint="auth_challenge"),
@@ -124,20 +126,32 @@ class SecurityApi:
         return self._ok({"logged_out": True}, rid)
 
     def on_auth_secrets(self, request: Request, rid: str) -> Response:
-        from invoke_centre.credentials import verify_secret
         from invoke_centre.gateway import ApiError
 
         principal, _claims = self._session_claims(request)
         body = self._body(request)
+        events = login.Events()
         with self.centre.sessions() as session:
-            user = identity.get_user(session, principal.user_id)
-            if not verify_secret(user.password_hash, body.get("current_password")) and \
-                    not verify_secret(user.pin_hash, body.get("current_pin")):
-                raise ApiError(401, "login_failed", "the current PIN or password is not right")
-        self._write(lambda s: identity.set_secrets(
-            s, identity.get_user(s, principal.user_id), pin=body.get("new_pin"),
-            password=body.get("new_password")), audit=(principal, "auth.secrets",
-                                                       f"user:{principal.user_id}", None), rid=rid)
+            try:
+                login.change_secrets(session, principal.user_id,
+                                     current_pin=body.get("current_pin"),
+                                     current_password=body.get("current_password"),
+                                     new_pin=body.get("new_pin"),
+                                     new_password=body.get("new_password"), events=events)
+                error = None
+            except login.LoginFailed as exc:
+                error = exc
+            except identity.IdentityError as exc:
+                raise ApiError(400, "invalid_change", str(exc), exc.fields)
+            session.commit()
+        self._publish(events, rid, "auth.secrets")
+        if error is not None:
+            if error.locked:
+                raise ApiError(429, "locked", "too many failed attempts; try again later")
+            raise ApiError(401, "login_failed", "the current PIN or password is not right")
+        self._audit("data_change", principal, rid, operation="auth.secrets",
+                    object_=f"user:{principal.user_id}",
+                    detail={"changed": [k for k in ("new_pin", "new_password") if k in body]})
         return self._ok({"changed": True}, rid)
 
     def on_auth_keys(self, request: Request, rid: str) -> Response:
@@ -181,10 +195,14 @@ class SecurityApi:
         try:
             payload = login.verify_device_jws(body.get("proof"),
                                               terminal.sig_jwk if terminal else None)
+            iat = payload.get("iat")
+            if not isinstance(iat, (int, float)) or abs(time.time() - iat) > MAX_AGE_S:
+                raise ValueError("the rotation proof is too old or from the future")
         except ValueError as exc:
             self._audit("abnormal", principal, rid, operation="terminals.rotate",
                         outcome="refused", detail={"reason": str(exc)})
-            raise ApiError(401, "bad_signature", "the rotation must be signed by the current key")
+            raise ApiError(401, "bad_signature", "the rotation must be signed by the current "
+                           "key, within five minutes")
         t = self._write(lambda s: terminals.rotate_keys(
             s, terminals.get_terminal(s, principal.terminal_id), sig_jwk=payload.get("sig_jwk"),
             enc_jwk=payload.get("enc_jwk")), audit=(principal, "terminals.rotate",
@@ -194,7 +212,7 @@ class SecurityApi:
 
     # --- admin: branches, roles, users -------------------------------------------------------
     def on_admin_branches(self, request: Request, rid: str) -> Response:
-        admin = self._admin(request, "ics:identity")
+        admin = self._admin(request, "ics:identity", scoped=True)
         if request.method == "GET":
             with self.centre.sessions() as session:
                 rows = identity.list_branches(session)
@@ -210,13 +228,12 @@ class SecurityApi:
         return self._ok({"code": b.code, "name": b.name}, rid, 201)
 
     def on_admin_roles(self, request: Request, rid: str) -> Response:
-        admin = self._admin(request, "ics:identity")
+        admin = self._admin(request, "ics:identity", scoped=request.method == "GET")
         if request.method == "GET":
             with self.centre.sessions() as session:
                 rows = identity.list_roles(session)
             return self._ok([{"name": r.name, "permissions": r.permissions,
                               "description": r.description} for r in rows], rid)
-        self._need_scope(admin, "ics:identity", None)  # roles are mesh-wide
         body = self._body(request)
         r = self._write(lambda s: identity.set_role(
             s, name=body.get("name"), permissions=body.get("permissions"),
@@ -225,7 +242,7 @@ class SecurityApi:
         return self._ok({"name": r.name, "permissions": r.permissions}, rid, 201)
 
     def on_admin_users(self, request: Request, rid: str) -> Response:
-        admin = self._admin(request, "ics:identity")
+        admin = self._admin(request, "ics:identity", scoped=True)
         if request.method == "GET":
             prefixes = self._prefixes(admin, "ics:identity")
             with self.centre.sessions() as session:
@@ -237,7 +254,7 @@ class SecurityApi:
             s, phone=body.get("phone"), name=body.get("name"), kind=body.get("kind"),
             branch_code=body.get("branch_code"), pin=body.get("pin"),
             password=body.get("password"), operator_level=body.get("operator_level")),
-            audit=(admin, "admin.user.create", None, body), rid=rid)
+            audit=(admin, "admin.user.create", lambda u: f"user:{u.id}", body), rid=rid)
         return self._ok(_user_out(u, []), rid, 201)
 
     def _user_in_scope(self, admin, user_id: str, permission: str = "ics:identity") -> None:
@@ -250,7 +267,7 @@ class SecurityApi:
                 raise ApiError(404, "not_found", f"no user {user_id}")
 
     def on_admin_user(self, request: Request, rid: str, user_id: str) -> Response:
-        admin = self._admin(request, "ics:identity")
+        admin = self._admin(request, "ics:identity", scoped=True)
         self._user_in_scope(admin, user_id)
         if request.method == "GET":
             with self.centre.sessions() as session:
@@ -275,21 +292,38 @@ class SecurityApi:
         return self._ok(_user_out(u), rid)
 
     def on_admin_user_grants(self, request: Request, rid: str, user_id: str) -> Response:
-        admin = self._admin(request, "ics:identity")
+        from invoke_centre.gateway import ApiError
+        from invoke_centre.models import Role
+
+        admin = self._admin(request, "ics:identity", scoped=True)
         self._user_in_scope(admin, user_id)
         body = self._body(request)
-        # an operator can grant only within their own scope
-        self._need_scope(admin, "ics:identity", None if body.get("scope") in ("*", None)
-                         else ("" if body.get("scope") == "self" else body.get("scope")))
+        if user_id == admin.user_id:
+            raise ApiError(403, "forbidden", "nobody grants themselves a role")
+        scope, line = body.get("scope"), body.get("line")
+        with self.centre.sessions() as session:
+            role = session.get(Role, body.get("role")) if isinstance(body.get("role"), str) \
+                else None
+            target = session.get(User, user_id)
+            permissions = list(role.permissions) if role else []
+            where = target.branch_code if scope == "self" else scope
+        # no escalation: every permission of the role must be the operator's own over the scope
+        for perm in permissions:
+            held = any(g.grants(perm) and (g.line is None or g.line == line) and (
+                g.scope == "*" if where == "*" else
+                isinstance(where, str) and g.covers(branch=where, owner=None, user_id=None))
+                for g in admin.grants)
+            if not held:
+                raise ApiError(403, "forbidden", f"you cannot grant {perm} over "
+                               f"{'every branch' if where == '*' else f'branch {where}'}")
         g = self._write(lambda s: identity.add_grant(
-            s, identity.get_user(s, user_id), role=body.get("role"), scope=body.get("scope"),
-            line=body.get("line")), audit=(admin, "admin.grant.add", f"user:{user_id}", body),
-            rid=rid)
+            s, identity.get_user(s, user_id), role=body.get("role"), scope=scope, line=line),
+            audit=(admin, "admin.grant.add", f"user:{user_id}", body), rid=rid)
         return self._ok({"id": g.id, "role": g.role, "scope": g.scope, "line": g.line}, rid, 201)
 
     def on_admin_user_grant(self, request: Request, rid: str, user_id: str,
                             grant_id: int) -> Response:
-        admin = self._admin(request, "ics:identity")
+        admin = self._admin(request, "ics:identity", scoped=True)
         self._user_in_scope(admin, user_id)
         self._write(lambda s: identity.remove_grant(s, identity.get_user(s, user_id), grant_id),
                     audit=(admin, "admin.grant.remove", f"user:{user_id}", {"grant": grant_id}),
@@ -297,14 +331,14 @@ class SecurityApi:
         return self._ok({"removed": grant_id}, rid)
 
     def on_admin_user_logout(self, request: Request, rid: str, user_id: str) -> Response:
-        admin = self._admin(request, "ics:identity")
+        admin = self._admin(request, "ics:identity", scoped=True)
         self._user_in_scope(admin, user_id)
         n = self._write(lambda s: identity.force_logout(s, identity.get_user(s, user_id)),
                         audit=(admin, "admin.user.logout", f"user:{user_id}", None), rid=rid)
         return self._ok({"user_id": user_id, "refresh_tokens_revoked": n}, rid)
 
     def on_admin_user_secrets(self, request: Request, rid: str, user_id: str) -> Response:
-        admin = self._admin(request, "ics:identity")
+        admin = self._admin(request, "ics:identity", scoped=True)
         self._user_in_scope(admin, user_id)
         body = self._body(request)
         self._write(lambda s: identity.set_secrets(s, identity.get_user(s, user_id),
@@ -315,11 +349,15 @@ class SecurityApi:
 
     # --- admin: terminals and keys -----------------------------------------------------------
     def on_admin_terminals(self, request: Request, rid: str) -> Response:
-        admin = self._admin(request, "ics:terminals")
+        admin = self._admin(request, "ics:terminals", scoped=True)
         if request.method == "GET":
             with self.centre.sessions() as session:
+                branches = {u.id: u.branch_code for u in session.query(User)}
                 rows = [(t, terminals.users_of(session, t.id))
                         for t in terminals.list_terminals(session)]
+            # an operator sees the terminals of the people within their reach
+            rows = [(t, users) for t, users in rows
+                    if any(admin.may_at("ics:terminals", branch=branches.get(u)) for u in users)]
             return self._ok([_terminal_out(t, users) for t, users in rows], rid)
         body = self._body(request)
         for user_id in body.get("user_ids") or []:
@@ -328,7 +366,8 @@ class SecurityApi:
         t, code = self._write(lambda s: terminals.enrol(
             s, terminal_class=body.get("terminal_class", "phone"), imei=body.get("imei"),
             imsi=body.get("imsi"), user_ids=body.get("user_ids")),
-            audit=(admin, "admin.terminal.enrol", None, body), rid=rid)
+            audit=(admin, "admin.terminal.enrol", lambda r: f"terminal:{r[0].id}", body),
+            rid=rid)
         return self._ok({"terminal_id": t.id, "enrolment_code": code,
                          "terminal_class": t.terminal_class}, rid, 201)
 
@@ -336,7 +375,7 @@ class SecurityApi:
                           action: str) -> Response:
         from invoke_centre.gateway import ApiError
 
-        admin = self._admin(request, "ics:terminals")
+        admin = self._admin(request, "ics:terminals", scoped=True)
         body = self._body(request)
         with self.centre.sessions() as session:
             if session.get(Terminal, terminal_id) is None:

@@ -154,3 +154,46 @@ def test_an_operator_of_a_branch_cannot_reach_another(org):
     assert listed <= {"5301", "530102"}
     assert op.client.request("GET", "/v1/admin/routes").status == 403
     assert key()
+
+
+def test_a_branch_operator_cannot_escalate(org):
+    org.ok("POST", "/v1/admin/roles", {"name": "branch_operator",
+                                       "permissions": ["ics:identity", "ics:terminals"]})
+    op = org.agent(role="branch_operator", branch="5301", scope="5301")
+    peer = org.agent(branch="530102")
+    c = op.client
+    for user_id, role, scope in ((op.user_id, "branch_operator", "5301"),
+                                 (peer.user_id, "administrator", "5301"),
+                                 (peer.user_id, "agent", "530102"),
+                                 (peer.user_id, "branch_operator", "*")):
+        r = c.request("POST", f"/v1/admin/users/{user_id}/grants",
+                      {"role": role, "scope": scope})
+        assert r.status == 403, (role, scope, r.body)
+    assert c.request("POST", f"/v1/admin/users/{peer.user_id}/grants",
+                     {"role": "branch_operator", "scope": "530102"}).status == 201
+    for method, path, body in (("GET", "/v1/admin/routes", None),
+                               ("GET", "/v1/ops/bus", None),
+                               ("POST", "/v1/admin/keys/rotate", {}),
+                               ("POST", "/v1/admin/roles", {"name": "x", "permissions": ["*"]}),
+                               ("PUT", "/v1/admin/terminal-classes/phone",
+                                {"login_items": ["password"], "min_sensitivity": "normal"})):
+        assert c.request(method, path, body).status == 403, path
+    far = org.agent(branch="5303")
+    seen = {t["id"] for t in c.request("GET", "/v1/admin/terminals").data}
+    assert peer.terminal_id in seen and far.terminal_id not in seen
+
+
+def test_changing_secrets_needs_the_current_one_and_counts_toward_lockout(org, tap):
+    agent = org.agent()
+    c = agent.client
+    r = c.request("POST", "/v1/auth/secrets", {"current_pin": PIN,
+                                               "new_password": "a brand new phrase"})
+    assert r.status == 401  # a PIN does not change the password
+    for _ in range(4):
+        assert c.request("POST", "/v1/auth/secrets", {
+            "current_password": "guess-guess", "new_password": "a brand new phrase"}).status \
+            == 401
+    r = c.request("POST", "/v1/auth/secrets", {"current_password": PASSWORD,
+                                               "new_password": "a brand new phrase"})
+    assert r.status == 429
+    wait_for(lambda: tap.of("lockout"), 5)
