@@ -123,6 +123,33 @@ class Procs:
 
 
 # --- CPU accounting -------------------------------------------------------------------------
+def proc_split(pid: int) -> tuple[int, int]:
+    """(user ticks, system ticks) of a process, all its threads included."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]), int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0, 0
+
+
+def ctx_switches(pid: int) -> int:
+    """Voluntary + involuntary context switches of every thread of a process."""
+    n = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in tids:
+        try:
+            for ln in open(f"/proc/{pid}/task/{tid}/status"):
+                if ln.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    n += int(ln.split()[1])
+        except (OSError, ValueError):
+            pass
+    return n
+
+
 def proc_ticks(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -178,12 +205,28 @@ class CpuMeter:
     def snap(self) -> dict:
         busy, total = system_ticks()
         snap = {g: sum(proc_ticks(p) for p in pids) for g, pids in self.groups.items()}
+        for g, pids in self.groups.items():
+            snap[f"_sys_{g}"] = sum(proc_split(p)[1] for p in pids)
+            snap[f"_cs_{g}"] = sum(ctx_switches(p) for p in pids)
         snap["_busy"], snap["_total"], snap["_t"] = busy, total, time.time()
         return snap
 
     @staticmethod
+    def kernel(a: dict, b: dict, calls: int) -> dict:
+        """Share of each group's CPU spent in the kernel, and its context switches per call."""
+        out = {}
+        for g in a:
+            if g.startswith("_"):
+                continue
+            cpu = b[g] - a[g]
+            out[g] = {"sys_share": r((b[f"_sys_{g}"] - a[f"_sys_{g}"]) / cpu, 2) if cpu else None,
+                      "ctx_switches_per_call": r((b[f"_cs_{g}"] - a[f"_cs_{g}"]) / max(calls, 1),
+                                                 1)}
+        return out
+
+    @staticmethod
     def delta(a: dict, b: dict) -> dict:
-        out = {g: (b[g] - a[g]) / HZ for g in a if not g.startswith("_")}
+        out = {g: (b[g] - a[g]) / HZ for g in a if not g.startswith("_")}  # seconds
         out["machine_busy"] = (b["_busy"] - a["_busy"]) / HZ
         out["wall"] = b["_t"] - a["_t"]
         return out
@@ -671,6 +714,7 @@ def phase_raw(mesh: Mesh, mode: str, args) -> dict:
     t.join()
     res = done["r"]
     cpu = CpuMeter.delta(a, b)
+    res["kernel"] = CpuMeter.kernel(a, b, int(res["calls"] * cpu["wall"] / res["duration_s"]))
     scale = res["duration_s"] / cpu["wall"]  # normalise the window to the client's
     cpu = {k: v * scale for k, v in cpu.items()}
     res["cpu_ms_per_call"] = per_call(cpu, res["calls"], {"client": res.pop("client_cpu_s")})
@@ -680,8 +724,9 @@ def phase_raw(mesh: Mesh, mode: str, args) -> dict:
 
 def phase_wrk(mesh: Mesh, args, connections: int, duration: float,
               by_thread: bool = False) -> dict:
-    groups = {"gateway": mesh.gateway_workers() + [mesh.gateway_pid()],
-              "service": [mesh.service_pid], "broker": broker_pids()}
+    groups = {"gateway": mesh.gateway_workers() + [mesh.gateway_pid()], "broker": broker_pids()}
+    if "echo_service" in mesh.procs.live:
+        groups["service"] = [mesh.service_pid]
     wrk(mesh.port, connections, max(2, args.warmup))  # warm-up, discarded
     workers = mesh.gateway_workers()
     names = {w: thread_names(w) for w in workers} if by_thread else {}
@@ -692,6 +737,7 @@ def phase_wrk(mesh: Mesh, args, connections: int, duration: float,
     tb = {w: thread_ticks(w) for w in names}
     b = meter.snap()
     cpu = CpuMeter.delta(a, b)
+    res["kernel"] = CpuMeter.kernel(a, b, res["requests"])
     if by_thread:
         # cores used by each kind of thread in each worker: the bus thread is one per process
         per_worker = []
@@ -817,6 +863,8 @@ def phase_goodbye(mesh: Mesh, args, rate: int) -> dict:
         statuses[status] += 1
         seq.append(lat * 1000)
     loaded = k6_fixed_rate(mesh.port, rate, 10)
+    # the same request path minus the bus: what the gateway costs without its AMQP half
+    saturated = least_noisy(lambda: phase_wrk(mesh, args, args.connections, 5), args, "503s")
     return {
         "sigterm_to_exit_s": r(t_exit - t_term, 3),
         "sigterm_to_first_503_s": r(first_503, 3),
@@ -836,6 +884,8 @@ def phase_goodbye(mesh: Mesh, args, rate: int) -> dict:
                                       "max": r(max(seq))}},
         "at_fixed_rate": {k: loaded[k] for k in ("offered_per_s", "achieved_per_s", "requests",
                                                  "failed", "latency_ms")},
+        "saturated_wrk": {k: saturated[k] for k in ("req_per_s", "non2xx", "requests",
+                                                    "latency_ms", "cpu_ms_per_call", "kernel")},
     }
 
 
@@ -945,6 +995,18 @@ def table(res: dict) -> str:
                    f"{fixed}{mark}")
     out.append("")
     out.append("ratios: " + ", ".join(f"{k} {v}" for k, v in res["ratios"].items()))
+    out.append("CPU-bound ceiling on this machine (cores / CPU per call of our processes): "
+               + ", ".join(f"{k} {v}/s" for k, v in res["cpu_bound_ceiling_per_s"].items()))
+    k200 = gw.get("kernel", {}).get("gateway", {})
+    sat = gb.get("saturated_wrk", {})
+    k503 = sat.get("kernel", {}).get("gateway", {})
+    app = res.get("gateway_inprocess", {})
+    out.append(f"gateway CPU per request: 200 via the bus {gw['cpu_ms_per_call']['gateway']} ms "
+               f"(kernel {k200.get('sys_share')}, {k200.get('ctx_switches_per_call')} context "
+               f"switches); 503 without the bus "
+               f"{sat.get('cpu_ms_per_call', {}).get('gateway')} ms (kernel "
+               f"{k503.get('sys_share')}, {k503.get('ctx_switches_per_call')} cs); "
+               f"WSGI app alone in process {app.get('cpu_us_per_request')} us")
     return "\n".join(out)
 
 
@@ -1128,6 +1190,15 @@ def main() -> None:
         log("6: SIGTERM the service, then time the 503s")
         res["goodbye"] = phase_goodbye(mesh, args, rate)
         log(f"   {res['goodbye']['sequential']}")
+        log("gateway application alone: in process, bus stubbed, cProfile")
+        out = subprocess.run([str(VENV / "python"), str(BENCH / "gateway_cpu.py"),
+                              "--requests", "20000", "--token", TOKEN],
+                             env=mesh.env, cwd=mesh.src, capture_output=True, text=True,
+                             timeout=600)
+        try:
+            res["gateway_inprocess"] = json.loads(out.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            res["gateway_inprocess"] = {"error": out.stderr[-2000:]}
     finally:
         mesh.procs.stop_all()
         if mesh.watch:
@@ -1140,6 +1211,14 @@ def main() -> None:
         "best_gateway_over_nameko": r(best["req_per_s"] / nk, 3),
         "gateway_over_bare": r(gw["req_per_s"] / bare, 3),
     }
+    # what 2 cores would give if nothing else ran: cores / CPU per call of our processes
+    ncpu = os.cpu_count() or 1
+    res["cpu_bound_ceiling_per_s"] = {
+        name: int(ncpu * 1000 / res[key]["cpu_ms_per_call"]["total_ours"])
+        for name, key in (("bare_pika", "bare_pika"), ("nameko", "nameko_pika"),
+                          ("gateway", "gateway_max"))}
+    res["ratios"]["gateway_over_nameko_cpu_bound"] = r(
+        res["cpu_bound_ceiling_per_s"]["gateway"] / res["cpu_bound_ceiling_per_s"]["nameko"], 3)
     cold = res["first_call"]["cold"]["spawn_to_first_200_s"]
     warm_s = res["first_call"]["warm_median"]["spawn_to_first_200_s"]
     worst_first = max(x for x in (cold, warm_s) if x is not None) if (cold or warm_s) else None
