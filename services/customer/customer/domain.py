@@ -579,6 +579,11 @@ IMPORT_COLUMNS = ("name", "gender", "birth_date", "id_type", "id_number", "mobil
                   "email", "branch", "manager_id", "latitude", "longitude")
 
 
+# what a person types in a spreadsheet's gender and ID type columns
+_GENDER_WORDS = {"男": "M", "女": "F", "m": "M", "f": "F", "male": "M", "female": "F"}
+_ID_TYPE_NAMES = {t.name: t.code for t in dicts.ID_TYPES.values()} | {"身份证": dicts.RESIDENT}
+
+
 def row_values(row: dict[str, Any]) -> dict[str, Any]:
     """Text cells of one import row as typed values; a bad cell is an Invalid for that field."""
     values: dict[str, Any] = {}
@@ -603,9 +608,13 @@ def row_values(row: dict[str, Any]) -> dict[str, Any]:
                 errors.setdefault(k, []).append("is not a number")
                 continue
         else:
+            if isinstance(v, float) and v.is_integer() and abs(v) < 1e15:
+                v = int(v)  # a spreadsheet that took digits for a number (18 are lost anyway)
             v = str(v).strip()
-            if isinstance(row.get(k), float) and str(v).endswith(".0"):
-                v = v[:-2]  # a spreadsheet that took digits for a number
+            if k == "gender":
+                v = _GENDER_WORDS.get(v.lower(), v)
+            elif k == "id_type":
+                v = _ID_TYPE_NAMES.get(v, v)
         values[k] = v
     if errors:
         raise Invalid("bad cells", errors)

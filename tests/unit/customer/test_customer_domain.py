@@ -228,3 +228,15 @@ def test_analysis_summarises_counts_per_group():
     assert groups[0]["total"] == 4 and groups[0]["gender"] == {"M": 3, "F": 1}
     assert groups[0]["age"]["30-39"] == 3 and groups[0]["risk_class"] == {"1": 3, "unknown": 1}
     assert groups[1]["risk_class"] == {"6": 2}
+
+
+def test_import_cells_become_values():
+    values = domain.row_values({"name": " 张三 ", "gender": "男", "id_type": "居民身份证",
+                                "id_number": "530102198503041234", "birth_date": "1985-03-04",
+                                "latitude": "25.04", "mobile": 13812345678.0, "email": ""})
+    assert values == {"name": "张三", "gender": "M", "id_type": "resident",
+                      "id_number": "530102198503041234", "birth_date": date(1985, 3, 4),
+                      "latitude": 25.04, "mobile": "13812345678"}
+    with pytest.raises(Invalid) as err:
+        domain.row_values({"birth_date": "yesterday", "longitude": "east"})
+    assert set(err.value.fields) == {"birth_date", "longitude"}
