@@ -84,8 +84,8 @@ def main() -> None:
     print(f"\ngunicorn workers × threads (wrk {g['connections']} connections; fixed rate "
           f"{f['offered_per_s']}/s for {d['settings']['sweep_fixed']:.0f} s):\n")
     print("| workers × threads | req/s | p99 ms (wrk) | fixed-rate p50 / p99 ms | "
-          "CPU ms/call | |")
-    print("|---|---|---|---|---|---|")
+          "CPU ms/call | others' cores (wrk / fixed) | |")
+    print("|---|---|---|---|---|---|---|")
     for s in d["gunicorn_sweep"]:
         fr = s.get("fixed_rate")
         mark = []
@@ -95,9 +95,12 @@ def main() -> None:
                                             d["gunicorn_best"]["threads"]):
             mark.append("best req/s")
         fixed = f"{fr['latency_ms']['p50']} / {fr['latency_ms']['p99']}" if fr else ""
+        noise = (f"{s.get('cpu_ms_per_call', {}).get('other_cores', '')} / "
+                 f"{(fr or {}).get('cpu_ms_per_call', {}).get('other_cores', '')}")
         print(f"| {s['workers']} × {s['threads']} | {s['req_per_s']:.0f} | "
               f"{s['latency_ms']['p99']} | {fixed}"
-              f" | {s.get('cpu_ms_per_call', {}).get('total_ours', '')} | {', '.join(mark)} |")
+              f" | {s.get('cpu_ms_per_call', {}).get('total_ours', '')} | {noise} | "
+              f"{', '.join(mark)} |")
 
     print("\nRatios (same run): " + ", ".join(f"{k} {v}" for k, v in d["ratios"].items()))
     if "thread_cores_per_worker" in g:

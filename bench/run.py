@@ -1157,11 +1157,11 @@ def main() -> None:
                                         f"{w}x{t} fixed")
                         s["fixed_rate"] = {k: f[k] for k in (
                             "offered_per_s", "achieved_per_s", "latency_ms",
-                            "dropped_iterations", "attempts")}
+                            "dropped_iterations", "attempts", "cpu_ms_per_call")}
                 if (w, t) == (dw, dt):
                     s["fixed_rate"] = {k: res["fixed_rate"][k] for k in (
                         "offered_per_s", "achieved_per_s", "latency_ms", "dropped_iterations",
-                        "attempts")}
+                        "attempts", "cpu_ms_per_call")}
                 s.update(workers=w, threads=t, default=(w, t) == (dw, dt))
                 sweep.append(s)
                 log(f"   {w}x{t}: {s['req_per_s']} req/s")
