@@ -51,7 +51,6 @@ IMPORT, EXPORT, ANALYSE = "customer:import", "customer:export", "customer:analys
 IMPORT_CHUNK = 500
 
 
-
 def _sensitivity(wanted: str) -> str:
     """The protection a request asks of the caller's payloads (P2): what its data deserves —
     sealed for answers with personal data, signed for changes — capped by
