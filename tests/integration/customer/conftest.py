@@ -14,10 +14,11 @@ from customer_mesh import TOKENS, ics, vhost
 
 @pytest.fixture(scope="module")
 def customer_mesh_factory(rabbit, tmp_path_factory):
-    """``make(db_kind)``: a running centre and customer service for this module."""
+    """``make(db_kind, sensitivity)``: a running centre and customer service for this module;
+    ``sensitivity`` caps the levels the service declares (``normal``: plain JSON throughout)."""
     made: list[tuple] = []
 
-    def make(db_kind: str = "sqlite") -> ics.Mesh:
+    def make(db_kind: str = "sqlite", sensitivity: str = "normal") -> ics.Mesh:
         workdir = tmp_path_factory.mktemp(f"customer-{db_kind}")
         dbs = ics.Databases(workdir)
         service_db = dbs.new(db_kind, "customer")  # skips without ICS_TEST_PG_DSN
@@ -25,9 +26,9 @@ def customer_mesh_factory(rabbit, tmp_path_factory):
         mesh = ics.Mesh(amqp, f"sqlite:///{workdir / 'ics.db'}", workdir, TOKENS)
         made.append((mesh, dbs, vhost_url))
         mesh.start_centre()
-        # the checkout's own invoke_centre first, whatever the virtualenv has installed
         # dev tokens have no device keys to sign or seal with: plain JSON for every request
-        mesh.start_service("customer", DB_URI=service_db, CUSTOMER_MAX_SENSITIVITY="normal",
+        # (unless a test asks for the declared levels); the checkout's own invoke_centre first
+        mesh.start_service("customer", DB_URI=service_db, CUSTOMER_MAX_SENSITIVITY=sensitivity,
                            PYTHONPATH=os.pathsep.join([str(ics.ROOT / "services" / "customer"),
                                                        str(ics.ROOT)]))
         mesh.wait_callable("customer.dictionaries", {})
