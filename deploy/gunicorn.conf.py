@@ -5,7 +5,7 @@ Kubernetes manifests. Settings come from the environment, with defaults that wor
 
     ICS_BIND      host:port to listen on (several, comma-separated)   127.0.0.1:8080
     ICS_WORKERS   worker processes                                    2
-    ICS_THREADS   threads per worker (gthread)                        32
+    ICS_THREADS   threads per worker (gthread)                        16
     ICS_ACCESS_LOG  where to write the access log, "-" for stdout     off
     ICS_LOG_LEVEL gunicorn's own log level                            info
     ICS_CONTROL_SOCKET  path of gunicorn's control socket (gunicornc)   none
@@ -20,7 +20,7 @@ workers = int(os.environ.get("ICS_WORKERS", "2"))
 # A request spends most of its time waiting for an RPC reply over AMQP: many threads per worker
 # keep many requests in flight at little cost.
 worker_class = "gthread"
-threads = int(os.environ.get("ICS_THREADS", "32"))
+threads = int(os.environ.get("ICS_THREADS", "16"))
 
 timeout = 30  # a worker silent this long is restarted; request deadlines are far below it
 graceful_timeout = 10  # on SIGTERM, in-flight requests get this long to finish

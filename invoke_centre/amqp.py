@@ -59,16 +59,23 @@ class LiveView:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._expiry: dict[str, dict[str, float]] = {}
+        self._gone: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def seen(self, service: str, instance: str, heartbeat_s: float) -> None:
         with self._lock:
+            if instance in self._gone:
+                return  # a late heartbeat that crossed its goodbye: the instance is leaving
             self._expiry.setdefault(service, {})[instance] = (
                 self._clock() + heartbeat_s * wire.MISSED_HEARTBEATS)
 
     def gone(self, service: str, instance: str) -> None:
         with self._lock:
             self._expiry.get(service, {}).pop(instance, None)
+            now = self._clock()
+            # instance ids are unique per process start: one that said goodbye never returns
+            self._gone = {i: t for i, t in self._gone.items() if t > now}
+            self._gone[instance] = now + 60
 
     def clear(self) -> None:
         with self._lock:

@@ -64,7 +64,7 @@ class RouteCache:
         self._sessions = sessions
         self._poll_s = poll_s
         self.table = RoutingTable()
-        self._validators: dict[str, tuple[str, jsonschema.protocols.Validator]] = {}
+        self._validators: dict[str, tuple[registry.Route, jsonschema.protocols.Validator]] = {}
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -97,12 +97,12 @@ class RouteCache:
             self.refresh()
 
     def validator(self, route: registry.Route) -> jsonschema.protocols.Validator:
-        key = wire.digest(route.input_schema)
+        """The route's compiled input schema; compiled once per routing-table version."""
         cached = self._validators.get(route.name)
-        if cached is None or cached[0] != key:
+        if cached is None or cached[0] is not route:
             cls = jsonschema.validators.validator_for(route.input_schema,
                                                       default=jsonschema.Draft202012Validator)
-            cached = (key, cls(route.input_schema, format_checker=cls.FORMAT_CHECKER))
+            cached = (route, cls(route.input_schema, format_checker=cls.FORMAT_CHECKER))
             self._validators[route.name] = cached
         return cached[1]
 

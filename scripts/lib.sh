@@ -137,7 +137,7 @@ ics_gateway_env() {
     export ICS_DB_URI="${ICS_DB_URI:-sqlite:///$ROOT/var/ics.db}"   # four slashes: absolute
     export ICS_BIND="${ICS_BIND:-127.0.0.1:8080}"
     export ICS_WORKERS="${ICS_WORKERS:-2}"
-    export ICS_THREADS="${ICS_THREADS:-32}"
+    export ICS_THREADS="${ICS_THREADS:-16}"
 }
 
 # ics_admin: the first administrator of this machine's centre, made once by `ics bootstrap`

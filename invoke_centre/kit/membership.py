@@ -18,10 +18,11 @@ from logging import getLogger
 from typing import Any, Callable, NamedTuple
 
 import eventlet
+import eventlet.event
 from kombu import Connection, Exchange, Queue
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
+from nameko.rpc import Rpc
 
 from invoke_centre import wire
 from invoke_centre.kit.errors import TYPED_ERRORS
@@ -65,10 +66,23 @@ def serves(
             }
         )
         if first:
-            fn = rpc(expected_exceptions=TYPED_ERRORS + tuple(expected_exceptions))(fn)
+            fn = _MemberRpc.decorator(
+                expected_exceptions=TYPED_ERRORS + tuple(expected_exceptions))(fn)
         return fn
 
     return decorate
+
+
+class _MemberRpc(Rpc):
+    """nameko's RPC entrypoint that, when the service stops, first says goodbye and keeps
+    consuming a moment longer: calls sent before the gateways heard the goodbye are still
+    answered, instead of waiting in the queue for their deadline."""
+
+    def stop(self):
+        for dep in self.container.dependencies:
+            if isinstance(dep, Member):
+                dep.say_goodbye()
+        super().stop()
 
 
 def requests_of(service_cls: type) -> list[dict[str, Any]]:
@@ -111,6 +125,7 @@ class Member(DependencyProvider):
         self.heartbeat_s = heartbeat_s
         self.manifest: dict | None = None
         self.instance: str | None = None
+        self._goodbye: eventlet.event.Event | None = None
         self._stopping = False
         self._connection: Connection | None = None
 
@@ -130,6 +145,8 @@ class Member(DependencyProvider):
             heartbeat_s=float(heartbeat),
         )
         self.instance = instance
+        self.goodbye_grace_s = float(config.get("ICS_GOODBYE_GRACE_S")
+                                     or os.environ.get("ICS_GOODBYE_GRACE_S") or 0.2)
         self.exchange = Exchange(wire.REGISTRY_EXCHANGE, type="topic", durable=True)
 
     def get_dependency(self, worker_ctx) -> "MemberInfo":
@@ -137,16 +154,29 @@ class Member(DependencyProvider):
 
     def start(self):
         self._stopping = False
+        self._goodbye = None
         self.container.spawn_managed_thread(self._run)
 
-    def stop(self):
-        self._stopping = True
+    def say_goodbye(self) -> None:
+        """Tell the mesh this instance leaves, then wait ``ICS_GOODBYE_GRACE_S`` (0.2 s) for
+        the gateways to stop routing to it. Once per stop, whoever asks first."""
+        if self._goodbye is not None:
+            self._goodbye.wait()
+            return
+        self._goodbye = eventlet.event.Event()
+        self._stopping = True  # no heartbeat or rollcall answer may follow the goodbye
         try:
             with Connection(self.amqp_uri) as conn:
                 self._publish(conn, wire.GOODBYE, {"service": self.manifest["service"],
                                                    "instance": self.instance})
+            eventlet.sleep(self.goodbye_grace_s)
         except Exception:  # the broker may be gone; heartbeats stopping says the same
             _log.warning("could not say goodbye", exc_info=True)
+        finally:
+            self._goodbye.send(True)
+
+    def stop(self):
+        self.say_goodbye()  # already said when the RPC entrypoints stopped
 
     def kill(self):
         self._stopping = True

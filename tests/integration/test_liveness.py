@@ -62,3 +62,27 @@ def test_a_shorter_deadline_may_be_asked(quotes_mesh):
     t = time.perf_counter()
     r = quotes_mesh.invoke("quote.slow", {"seconds": 1}, headers={"X-Timeout-Ms": "100"})
     assert r.status_code == 504 and time.perf_counter() - t < 0.4
+
+
+def test_a_clean_stop_leaves_no_call_waiting_for_its_deadline(quotes_mesh):
+    """Goodbye goes out before the RPC consumer stops: calls in flight are answered (200) or
+    refused at once (503), never left in the queue until the deadline (504)."""
+    import threading
+
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def caller():
+        while not stop.is_set():
+            statuses.append(_timed(quotes_mesh)[0].status_code)
+
+    threads = [threading.Thread(target=caller) for _ in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    quotes_mesh.stop("quotes", signal.SIGTERM)
+    wait_for(lambda: statuses.count(503) >= 30, 10, what="503s after the goodbye")
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert 504 not in statuses and set(statuses) <= {200, 503}, sorted(set(statuses))

@@ -152,3 +152,14 @@ def test_housekeeping_forgets_what_expired(tmp_path):
     with r.sessions() as s:
         assert [x.key for x in s.query(IdempotencyRecord)] == ["new"]
         assert s.query(LoginNonce).count() == 0
+
+
+def test_a_heartbeat_after_goodbye_does_not_bring_an_instance_back():
+    clock = Clock()
+    live = LiveView(clock)
+    live.seen("weather", "w1", 1.0)
+    live.gone("weather", "w1")
+    live.seen("weather", "w1", 1.0)
+    assert not live.is_live("weather")
+    live.seen("weather", "w2", 1.0)  # a new process has a new id
+    assert live.instances("weather") == ["w2"]
