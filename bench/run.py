@@ -915,6 +915,20 @@ def machine() -> dict:
     }
 
 
+def deploy_default(src: Path, given: str | None) -> tuple[int, int]:
+    """Workers x threads: as given, else the defaults of deploy/gunicorn.conf.py, else 2 x 32."""
+    if given:
+        w, t = given.split("x")
+        return int(w), int(t)
+    try:
+        conf = (src / "deploy" / "gunicorn.conf.py").read_text()
+        w = re.search(r'ICS_WORKERS", "(\d+)"', conf)
+        t = re.search(r'ICS_THREADS", "(\d+)"', conf)
+        return int(w.group(1)) if w else 2, int(t.group(1)) if t else 32
+    except OSError:
+        return 2, 32
+
+
 def prepare_vhost(uri: str) -> None:
     vhost = urllib.parse.unquote(urllib.parse.urlparse(uri).path.lstrip("/")) or "/"
     if vhost == "/" or not shutil.which("rabbitmqctl"):
@@ -1019,7 +1033,8 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=32, help="wrk connections")
     ap.add_argument("--workers", default="1,2,3", help="gunicorn workers to sweep")
     ap.add_argument("--threads", default="16,32,64", help="gunicorn threads to sweep")
-    ap.add_argument("--default", default="2x32", help="the deploy default, workers x threads")
+    ap.add_argument("--default", default=None,
+                    help="the deploy default, workers x threads (else deploy/gunicorn.conf.py)")
     ap.add_argument("--sweep-fixed", type=float, default=10,
                     help="seconds at the fixed rate for each swept setting (0: skip)")
     ap.add_argument("--rate-curve", default="0.25,0.75",
@@ -1052,7 +1067,6 @@ def main() -> None:
             f.unlink()
 
 
-    dw, dt = (int(x) for x in args.default.split("x"))
     for t in ("wrk", "k6", "py-spy"):
         tool(t)
 
@@ -1066,6 +1080,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
         res["code"] = mesh.prepare()
+        dw, dt = deploy_default(mesh.src, args.default)
+        res["settings"]["default"] = f"{dw}x{dt}"
 
         # 1. bare pika
         log("1: raw pika against a bare pika echo")
