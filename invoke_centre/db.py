@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 
-def make_engine(uri: str, **kwargs: Any) -> Engine:
+def make_engine(uri: str, *, pre_ping: bool = True, **kwargs: Any) -> Engine:
     """An engine with the settings the mesh relies on, for SQLite or PostgreSQL."""
     if uri.startswith("sqlite"):
         memory = uri in ("sqlite://", "sqlite:///:memory:")
@@ -40,7 +40,7 @@ def make_engine(uri: str, **kwargs: Any) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(uri, pool_pre_ping=True, **kwargs)
+    return create_engine(uri, pool_pre_ping=pre_ping, **kwargs)
 
 
 def upgrade(uri: str, script_location: str | Path, engine: Engine | None = None) -> None:

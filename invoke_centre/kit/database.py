@@ -17,12 +17,21 @@ from invoke_centre.db import make_engine, upgrade
 
 
 class UnitOfWork:
-    """One transaction: repositories share its session; leaving without commit rolls back."""
+    """One transaction: repositories share its session; leaving without commit rolls back.
 
-    def __init__(self, session_factory: Callable[[], Session], repositories: dict[str, type]):
+    ``read()`` gives a unit of work for reading only: on PostgreSQL outside any transaction
+    (autocommit), so a lookup is one round trip with no BEGIN or ROLLBACK around it.
+    """
+
+    def __init__(self, session_factory: Callable[[], Session], repositories: dict[str, type],
+                 read_factory: Callable[[], Session] | None = None):
         self._session_factory = session_factory
         self._repositories = repositories
+        self._read_factory = read_factory or session_factory
         self.session: Session | None = None
+
+    def read(self) -> "UnitOfWork":
+        return UnitOfWork(self._read_factory, self._repositories)
 
     def __enter__(self) -> "UnitOfWork":
         self.session = self._session_factory()
@@ -58,19 +67,32 @@ class Database(DependencyProvider):
         self.repositories = repositories or {}
 
     def setup(self):
-        uri = self.container.config["DB_URI"]
-        self.engine = make_engine(uri)
+        config = self.container.config
+        uri = config["DB_URI"]
+        sqlite = uri.startswith("sqlite")
+        # as many pooled connections as the service has workers: SQLAlchemy's default of 5
+        # would open and close a connection around most calls under load
+        workers = int(config.get("max_workers") or 10)
+        pool = {} if sqlite else {"pool_size": workers, "max_overflow": 2}
+        self.engine = make_engine(uri, **pool)
         if self.migrations:
             upgrade(uri, self.migrations, engine=self.engine)
         elif self.metadata is not None:
             self.metadata.create_all(self.engine)
         self.session_factory = sessionmaker(bind=self.engine, expire_on_commit=False)
+        # reads in autocommit without pre-ping: a lookup is one round trip; a connection that
+        # died with the server fails one call and the pool renews it
+        self.read_engine = None if sqlite else make_engine(
+            uri, isolation_level="AUTOCOMMIT", pool_recycle=1800, pre_ping=False, **pool)
+        self.read_factory = (sessionmaker(bind=self.read_engine, expire_on_commit=False)
+                             if self.read_engine is not None else self.session_factory)
 
     def stop(self):
         self.engine.dispose()
+        if self.read_engine is not None:
+            self.read_engine.dispose()
 
-    def kill(self):
-        self.engine.dispose()
+    kill = stop
 
     def get_dependency(self, worker_ctx):
-        return UnitOfWork(self.session_factory, self.repositories)
+        return UnitOfWork(self.session_factory, self.repositories, self.read_factory)
