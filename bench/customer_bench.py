@@ -148,13 +148,13 @@ CALLER = {"user_id": "bench-mgr", "roles": "manager", "branch": "53",
 
 
 def in_service(uri: str, keys: dict[str, list[str]], per_kind: int) -> dict:
-    from customer.dependencies import Work
     from customer.repository import CustomerRepository
     from customer.service import CustomerService
     from nameko.testing.services import worker_factory
     from sqlalchemy.orm import sessionmaker
 
     from invoke_centre.kit import CallerContext, make_engine
+    from invoke_centre.kit import UnitOfWork as Work
 
     # as the service's Database dependency does: reads in autocommit on PostgreSQL
     engine = (make_engine(uri, pool_size=2, isolation_level="AUTOCOMMIT")

@@ -218,12 +218,15 @@ def route_disable(ctx: click.Context, name: str) -> None:
 @click.argument("name")
 @click.option("--timeout-ms", type=int)
 @click.option("--permission")
+@click.option("--sensitivity", type=click.Choice(["normal", "signed", "sealed"]))
 @click.pass_context
-def route_set(ctx: click.Context, name: str, timeout_ms: int | None,
-              permission: str | None) -> None:
-    change = {k: v for k, v in (("timeout_ms", timeout_ms), ("permission", permission)) if v}
+def route_set(ctx: click.Context, name: str, timeout_ms: int | None, permission: str | None,
+              sensitivity: str | None) -> None:
+    """Change a route's deadline, permission or payload protection."""
+    change = {k: v for k, v in (("timeout_ms", timeout_ms), ("permission", permission),
+                                ("sensitivity", sensitivity)) if v}
     if not change:
-        raise click.UsageError("give --timeout-ms or --permission")
+        raise click.UsageError("give --timeout-ms, --permission or --sensitivity")
     _patch(ctx.parent, name, **change)
 
 

@@ -622,7 +622,7 @@ class Gateway(SecurityApi):
     def on_admin_route(self, request: Request, rid: str, name: str) -> Response:
         admin = self._admin(request)
         body = self._body(request)
-        unknown = set(body) - {"enabled", "timeout_ms", "permission"}
+        unknown = set(body) - {"enabled", "timeout_ms", "permission", "sensitivity"}
         if unknown:
             raise ApiError(400, "invalid_change", "unknown fields",
                            {k: ["is not a route setting"] for k in sorted(unknown)})

@@ -45,6 +45,7 @@ class RouteSetting(Base):
     enabled: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     timeout_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     permission: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    sensitivity: Mapped[str | None] = mapped_column(String(10), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
 

@@ -97,7 +97,7 @@ def load_table(session: Session) -> RoutingTable:
                 service=service.name,
                 method=req["method"],
                 permission=(s and s.permission) or req["permission"],
-                sensitivity=req["sensitivity"],
+                sensitivity=(s and s.sensitivity) or req["sensitivity"],
                 timeout_ms=(s and s.timeout_ms) or req["timeout_ms"],
                 mutating=req["mutating"],
                 input_schema=req["input_schema"],
@@ -189,8 +189,9 @@ def list_changes(session: Session, *, since: int = 0, limit: int = 200) -> list[
 
 
 def change_route(session: Session, name: str, *, actor: str, enabled: bool | None = None,
-                 timeout_ms: int | None = None, permission: str | None = None) -> Route:
-    """Enable or disable a route, or change its timeout or permission."""
+                 timeout_ms: int | None = None, permission: str | None = None,
+                 sensitivity: str | None = None) -> Route:
+    """Enable or disable a route, or change its timeout, permission or sensitivity."""
     table = load_table(session)
     route = table.routes.get(name)
     if route is None:
@@ -204,6 +205,8 @@ def change_route(session: Session, name: str, *, actor: str, enabled: bool | Non
         fields["timeout_ms"] = ["must be an integer from 1 to 600000"]
     if permission is not None and not (isinstance(permission, str) and 0 < len(permission) <= 120):
         fields["permission"] = ["must be a non-empty string of at most 120 characters"]
+    if sensitivity is not None and sensitivity not in wire.SENSITIVITIES:
+        fields["sensitivity"] = [f"one of {', '.join(wire.SENSITIVITIES)}"]
     if enabled is not None and not isinstance(enabled, bool):
         fields["enabled"] = ["must be true or false"]
     if fields:
@@ -212,12 +215,13 @@ def change_route(session: Session, name: str, *, actor: str, enabled: bool | Non
     session.add(setting)
     changed = {}
     for key, value in (("enabled", enabled), ("timeout_ms", timeout_ms),
-                       ("permission", permission)):
+                       ("permission", permission), ("sensitivity", sensitivity)):
         if value is not None:
             setattr(setting, key, value)
             changed[key] = value
     if not changed:
-        raise RegistryError("nothing to change", {"_": ["give enabled, timeout_ms or permission"]})
+        raise RegistryError("nothing to change",
+                            {"_": ["give enabled, timeout_ms, permission or sensitivity"]})
     setting.updated_at = utcnow()
     _record(session, actor=actor, kind="route", target=name, detail=changed)
     session.flush()

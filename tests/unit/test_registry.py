@@ -89,3 +89,12 @@ def test_a_boolean_is_not_a_timeout(session):
     with pytest.raises(registry.RegistryError) as err:
         registry.change_route(session, "weather.forecast", actor="op", timeout_ms=True)
     assert "timeout_ms" in err.value.fields
+
+
+def test_an_operator_sets_a_routes_protection(session):
+    registry.accept_manifest(session, manifest(), source="announced", actor="w")
+    route = registry.change_route(session, "weather.forecast", actor="op", sensitivity="sealed")
+    assert route.sensitivity == "sealed"
+    with pytest.raises(registry.RegistryError) as err:
+        registry.change_route(session, "weather.forecast", actor="op", sensitivity="secret")
+    assert "sensitivity" in err.value.fields

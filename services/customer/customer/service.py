@@ -20,7 +20,6 @@ from nameko.events import EventDispatcher
 
 from customer import dictionaries as dicts
 from customer import domain, files, schemas
-from customer.dependencies import Database
 from customer.exceptions import (
     CustomerError,
     Duplicate,
@@ -35,6 +34,7 @@ from invoke_centre.kit import (
     AuditTrail,
     Caller,
     Conflict,
+    Database,
     Forbidden,
     Member,
     NotFound,

@@ -25,10 +25,11 @@ def session_factory(tmp_path):
 def worker(session_factory):
     """``worker(caller)``: a CustomerService worker acting for ``caller`` (``w.dispatch`` and
     ``w.audit`` record their calls)."""
-    from customer.dependencies import Work
     from customer.repository import CustomerRepository
     from customer.service import CustomerService
     from nameko.testing.services import worker_factory
+
+    from invoke_centre.kit import UnitOfWork as Work
 
     def make(who: CallerContext):
         return worker_factory(CustomerService, caller=who,
