@@ -57,3 +57,28 @@ def upgrade(uri: str, script_location: str | Path, engine: Engine | None = None)
             command.upgrade(cfg, "head")
     else:
         command.upgrade(cfg, "head")
+
+
+def run_migrations(target_metadata: Any, *, version_table: str = "alembic_version") -> None:
+    """The body of every Alembic ``env.py`` in the mesh: on the connection ``upgrade`` hands
+    over, else on ``sqlalchemy.url``; batch mode so SQLite can alter tables. A service gives
+    its own ``version_table`` so its tables may share a database with another part's."""
+    from alembic import context
+    from sqlalchemy import engine_from_config, pool
+
+    config = context.config
+
+    def migrate(connection) -> None:
+        context.configure(connection=connection, target_metadata=target_metadata,
+                          render_as_batch=True, version_table=version_table)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        migrate(connection)
+        return
+    engine = engine_from_config(config.get_section(config.config_ini_section, {}),
+                                prefix="sqlalchemy.", poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        migrate(conn)

@@ -13,6 +13,7 @@
 """
 
 from invoke_centre.audit_events import audit_event
+from invoke_centre.db import run_migrations
 from invoke_centre.kit.audit import AuditTrail
 from invoke_centre.kit.context import Caller, CallerContext, Grant
 from invoke_centre.kit.database import Database, UnitOfWork, make_engine, upgrade
@@ -48,6 +49,7 @@ __all__ = [
     "build_manifest",
     "make_engine",
     "requests_of",
+    "run_migrations",
     "serves",
     "upgrade",
 ]
