@@ -2,7 +2,8 @@
 
 Each gateway process owns one pika connection, driven by one I/O thread.
 Request threads never touch it: they hand a publish to the I/O thread
-(``add_callback_threadsafe``) and wait on their own slot, found again by the
+(``add_callback_threadsafe``; the I/O thread takes every waiting publish at each wake-up)
+and wait on their own slot, found again by the
 reply's correlation id. The calls speak nameko's RPC wire protocol, so a nameko
 service needs nothing special. The same connection listens to ``ics.registry``
 so that the process knows, within milliseconds, which service has a live
@@ -12,6 +13,7 @@ durable queue.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import threading
@@ -118,6 +120,11 @@ class Bus:
         self._closing = False
         self._thread: threading.Thread | None = None
         self.connected_at = 0.0
+        # publishes wait here for the I/O thread, which takes them all at each wake-up: under
+        # load many calls share one wake instead of paying one each
+        self._outbox: collections.deque[Callable[[], None]] = collections.deque()
+        self._wake_pending = False
+        self._outbox_lock = threading.Lock()
 
     # --- life cycle -------------------------------------------------------
     def start(self, wait_s: float = 5.0) -> None:
@@ -153,6 +160,9 @@ class Bus:
                 _log.warning("AMQP connection lost (%s); reconnecting", exc)
             self._ready.clear()
             self.live.clear()
+            with self._outbox_lock:
+                self._outbox.clear()
+                self._wake_pending = False
             for corr in list(self._pending):
                 slot = self._pending.pop(corr, None)
                 if slot is not None:
@@ -223,6 +233,31 @@ class Bus:
         if self.on_registry is not None:
             self.on_registry(kind, msg)
 
+    def _drain(self) -> None:
+        with self._outbox_lock:
+            jobs = list(self._outbox)
+            self._outbox.clear()
+            self._wake_pending = False
+        for job in jobs:
+            job()
+
+    def _submit(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the I/O thread soon; raises when there is no connection."""
+        conn = self._conn
+        if not self._ready.is_set() or conn is None:
+            raise Unavailable("message bus not connected")
+        with self._outbox_lock:
+            self._outbox.append(job)
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        try:
+            conn.add_callback_threadsafe(self._drain)
+        except Exception as exc:
+            with self._outbox_lock:
+                self._wake_pending = False
+            raise Unavailable("message bus not connected") from exc
+
     # --- used by request threads ------------------------------------------
     def publish_registry(self, kind: str, body: dict, *, threadsafe: bool = True) -> None:
         def publish() -> None:
@@ -231,7 +266,7 @@ class Bus:
                 pika.BasicProperties(content_type="application/json", content_encoding="utf-8"))
 
         if threadsafe:
-            self._conn.add_callback_threadsafe(publish)
+            self._submit(publish)
         else:
             publish()
 
@@ -249,20 +284,16 @@ class Bus:
             except Exception:
                 _log.error("audit event not published: %s", body.decode())
 
-        conn = self._conn
-        if not self._ready.is_set() or conn is None:
-            _log.error("audit event not published (bus down): %s", body.decode())
-            return
         try:
-            conn.add_callback_threadsafe(publish)
-        except Exception:
-            _log.error("audit event not published: %s", body.decode())
+            self._submit(publish)
+        except Unavailable:
+            _log.error("audit event not published (bus down): %s", body.decode())
 
     def call(self, service: str, method: str, params: Any, *, headers: dict[str, Any],
              timeout_s: float) -> Any:
         """Call ``service.method(params)``; return nameko's answer ``{"result", "error"}``."""
-        conn, ch = self._conn, self._ch
-        if not self._ready.is_set() or conn is None:
+        ch = self._ch
+        if not self._ready.is_set() or ch is None:
             raise Unavailable("message bus not connected")
         corr = uuid.uuid4().hex
         slot = _Slot()
@@ -288,10 +319,10 @@ class Bus:
                     s.fail(Unavailable(f"publish failed: {exc}"))
 
         try:
-            conn.add_callback_threadsafe(publish)
-        except Exception as exc:
+            self._submit(publish)
+        except Unavailable:
             self._pending.pop(corr, None)
-            raise Unavailable("message bus not connected") from exc
+            raise
         if not slot.event.wait(timeout_s):
             self._pending.pop(corr, None)
             raise DeadlinePassed(f"no answer from {service} within {timeout_s:.3f}s")
