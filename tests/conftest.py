@@ -66,7 +66,9 @@ def sqlite_uri(tmp_path) -> str:
 
 
 @pytest.fixture
-def mesh_factory(vhost, tmp_path):
+def mesh_factory(vhost, tmp_path, databases):
+    # after ``databases`` in set-up, so before it in tear-down: no process of the mesh is
+    # still connected when a test's databases are dropped
     meshes: list[Mesh] = []
 
     def make(db_uri: str | None = None, tokens: dict[str, dict] | None = None) -> Mesh:

@@ -82,7 +82,7 @@ class Databases:
             for db in self._pg:
                 cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                             "WHERE datname = %s AND pid <> pg_backend_pid()", (db,))
-                cur.execute(f'DROP DATABASE IF EXISTS "{db}"')
+                cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         conn.close()
 
 
