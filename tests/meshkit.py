@@ -217,9 +217,14 @@ class Mesh:
                                  headers={"Authorization": f"Bearer {token}"})
 
     def wait_callable(self, name: str = "quote.price", params: Any = None,
-                      timeout: float = 30) -> requests.Response:
+                      timeout: float = 30, settle: bool = True) -> requests.Response:
+        """Wait until ``name`` answers; with ``settle``, also until every gateway worker has
+        re-read the routing table (each polls every ICS_POLL_S = 0.2 s on its own)."""
         params = params if params is not None else {"sum_insured": 1000}
-        return wait_for(lambda: (r := self.invoke(name, params)).status_code == 200 and r,
-                        timeout, 0.02, f"{name} to answer")
+        answer = wait_for(lambda: (r := self.invoke(name, params)).status_code == 200 and r,
+                          timeout, 0.02, f"{name} to answer")
+        if settle:
+            time.sleep(0.5)
+        return answer
 
 
