@@ -38,6 +38,7 @@ import uuid
 from pathlib import Path
 
 import requests
+from benchlib import pct, tool
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -59,19 +60,6 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, round(p / 100 * len(s) + 0.5) - 1))]
-
-
-def tool(name: str) -> str:
-    for cand in (TOOLS / name, VENV / name):
-        if cand.exists():
-            return str(cand)
-    found = shutil.which(name)
-    if not found:
-        sys.exit(f"{name} not found: run bench/setup.sh first")
-    return found
 
 
 # --- the data -------------------------------------------------------------------------------------

@@ -17,13 +17,7 @@ import time
 import uuid
 
 import pika
-
-
-def pct(sorted_vals, p):
-    if not sorted_vals:
-        return None
-    k = min(len(sorted_vals) - 1, max(0, int(round(p / 100 * len(sorted_vals) + 0.5)) - 1))
-    return sorted_vals[k]
+from benchlib import pct
 
 
 def main() -> None:

@@ -40,6 +40,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from benchlib import pct, tool
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 VENV = ROOT / ".venv" / "bin"
@@ -61,22 +63,6 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def tool(name: str) -> str:
-    for cand in (TOOLS / name, VENV / name):
-        if cand.exists():
-            return str(cand)
-    found = shutil.which(name)
-    if not found:
-        sys.exit(f"{name} not found: run bench/setup.sh first")
-    return found
-
-
-def pct(vals: list[float], p: float) -> float | None:
-    if not vals:
-        return None
-    s = sorted(vals)
-    k = min(len(s) - 1, max(0, int(round(p / 100 * len(s) + 0.5)) - 1))
-    return s[k]
 
 
 def r(x, n=2):
