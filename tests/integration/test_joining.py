@@ -5,7 +5,6 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pika
 from meshkit import BIN, OPERATOR_TOKEN, ROOT, wait_for
@@ -91,7 +90,6 @@ def test_caller_context_reaches_the_service(quotes_mesh):
     assert data["user_id"] == "agent-7" and data["roles"] == ["agent"]
     assert data["branch"] == "530102" and data["named_request"] == "quote.whoami"
     assert 0 < data["deadline_left_s"] <= 3.0
-    assert "req-abc-123" in quotes_mesh.log("quotes") or True  # services log their own way
 
 
 def test_the_gateway_logs_carry_the_request_id(quotes_mesh):
@@ -122,7 +120,6 @@ def test_clean_stop_says_goodbye(quotes_mesh):
     inst = wait_for(lambda: (d := quotes_mesh.admin("GET", "/v1/admin/instances")
                              .json()["data"]) and d[0]["gone_at"] and d, 5)
     assert inst[0]["live"] is False
-    assert Path(quotes_mesh.workdir / "quotes.log").exists()
 
 
 def test_a_fresh_gateway_serves_its_first_request(quotes_mesh):
