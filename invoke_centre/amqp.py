@@ -190,7 +190,7 @@ class Bus:
         ch.basic_consume(reg_q, self._on_registry, auto_ack=True)
         ch.add_on_return_callback(self._on_return)
         self._conn, self._ch = conn, ch
-        self.publish_registry(wire.ROLLCALL, {"from": self._reply_key}, threadsafe=False)
+        self._rollcall()
         self.connected_at = time.monotonic()
         self._ready.set()
         _log.info("AMQP connected; reply key %s", self._reply_key)
@@ -259,16 +259,11 @@ class Bus:
             raise Unavailable("message bus not connected") from exc
 
     # --- used by request threads ------------------------------------------
-    def publish_registry(self, kind: str, body: dict, *, threadsafe: bool = True) -> None:
-        def publish() -> None:
-            self._ch.basic_publish(
-                wire.REGISTRY_EXCHANGE, kind, json.dumps(body).encode(),
-                pika.BasicProperties(content_type="application/json", content_encoding="utf-8"))
-
-        if threadsafe:
-            self._submit(publish)
-        else:
-            publish()
+    def _rollcall(self) -> None:
+        """Ask every live instance to announce itself (on the I/O thread, at connect)."""
+        self._ch.basic_publish(
+            wire.REGISTRY_EXCHANGE, wire.ROLLCALL, json.dumps({"from": self._reply_key}).encode(),
+            pika.BasicProperties(content_type="application/json", content_encoding="utf-8"))
 
     def publish_audit(self, event: dict) -> None:
         """Hand an audit event to the bus (persistent); logged in full if the bus is down."""

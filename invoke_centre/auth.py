@@ -44,10 +44,6 @@ class Principal:
         return may_at(self.grants, permission, user_id=self.user_id, branch=branch, owner=owner,
                       line=line)
 
-    @property
-    def is_admin(self) -> bool:
-        return self.may(ADMIN_PERMISSION)
-
 
 class Authenticator:
     """Static tokens first, then ``verify`` (the JWT check) and ``lookup`` (the principal)."""
