@@ -37,7 +37,8 @@ def test_bus_view_joins_queues_to_services(quotes_mesh):
         data = quotes_mesh.get("/v1/ops/bus").json()["data"]
         queues = {q["name"]: q for q in data["queues"]}
         return (queues.get("rpc-orphan", {}).get("ready") == 1
-                and queues.get("audit.dlq", {}).get("dead_letters") == 1) and data
+                and queues.get("audit.dlq", {}).get("dead_letters") == 1
+                and queues.get("rpc-quotes", {}).get("consumers") == 1) and data
 
     data = wait_for(view, 15, 0.5, "the management API to catch up")
     queues = {q["name"]: q for q in data["queues"]}
